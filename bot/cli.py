@@ -1,0 +1,195 @@
+"""The ``interview`` command line (also ``python -m bot``). An adapter: it only wires the core."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import click
+
+from bot.settings import Settings, get_settings
+
+__all__ = ["cli", "main"]
+
+EXIT_USAGE = 2
+
+
+def _err(message: str) -> None:
+    click.echo(f"error: {message}", err=True)
+
+
+def _paths(settings: Settings, paths: Sequence[str]) -> list[Path]:
+    return [Path(p) for p in paths] if paths else [settings.knowledge_dir]
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+def cli() -> None:
+    """Mock-interview coach: drills you on questions from your own notes."""
+
+
+@cli.command()
+@click.argument("paths", nargs=-1, type=click.Path())
+@click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
+def ingest(paths: tuple[str, ...], as_json: bool) -> None:
+    """Parse notes (default: the knowledge folder) and sync them into the card store."""
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from bot.embeddings import EmbeddingModelMissing
+    from bot.ingest import IngestError, collect
+    from bot.ingest import ingest as run_ingest
+    from bot.providers import open_store
+
+    settings = get_settings()
+    targets = _paths(settings, paths)
+    try:
+        collect(targets, settings.knowledge_dir)  # validate before opening (and creating) the store
+    except IngestError as exc:
+        _err(str(exc))
+        sys.exit(EXIT_USAGE)
+    console = Console(stderr=True)
+    try:
+        store = open_store(settings)
+        with Progress(
+            TextColumn("embedding cards"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            console=console,
+            transient=True,
+            disable=not console.is_terminal,
+        ) as bar:
+            task = bar.add_task("embed", total=None)
+
+            def progress(done: int, total: int) -> None:
+                bar.update(task, completed=done, total=total)
+
+            summary = run_ingest(targets, store, settings.knowledge_dir, progress=progress)
+    except IngestError as exc:
+        _err(str(exc))
+        sys.exit(EXIT_USAGE)
+    except EmbeddingModelMissing as exc:
+        _err(str(exc))
+        sys.exit(1)
+    for warning in summary.warnings:
+        click.echo(f"warning: {warning}", err=True)
+    if as_json:
+        click.echo(json.dumps(summary.as_dict(), ensure_ascii=False))
+        return
+    topics = ", ".join(f"{t} {n}" for t, n in summary.topics.items())
+    click.echo(
+        f"Ingested {summary.files} file(s): {summary.cards} cards, {len(summary.topics)} topics, "
+        f"{summary.no_answer} without an answer in {summary.seconds:.2f}s "
+        f"(added {summary.added}, updated {summary.updated}, removed {summary.removed}, "
+        f"unchanged {summary.unchanged}; store '{store.name}' now holds {store.count()})."
+    )
+    click.echo(f"Topics: {topics}")
+
+
+@cli.command()
+@click.argument("paths", nargs=-1, type=click.Path())
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON array of cards.")
+def cards(paths: tuple[str, ...], as_json: bool) -> None:
+    """Parse notes and print the cards (no store needed)."""
+    from bot.ingest import IngestError, collect
+
+    settings = get_settings()
+    try:
+        parsed, warnings = collect(_paths(settings, paths), settings.knowledge_dir)
+    except IngestError as exc:
+        _err(str(exc))
+        sys.exit(EXIT_USAGE)
+    for warning in warnings:
+        click.echo(f"warning: {warning}", err=True)
+    all_cards = [c for p in parsed for c in p.cards]
+    if as_json:
+        click.echo(json.dumps([c.to_public_json() for c in all_cards], ensure_ascii=False, indent=2))
+        return
+    for c in all_cards:
+        flags = f" [{', '.join(c.flags)}]" if c.flags else ""
+        click.echo(f"{c.id}  {c.topic:<26} {c.display_question}{flags}  ({c.source.path}:{c.source.line_start})")
+    click.echo(f"{len(all_cards)} cards", err=True)
+
+
+@cli.command()
+@click.argument("text")
+@click.option("-k", "k", default=5, show_default=True, type=click.IntRange(1, 100), help="How many cards.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def search(text: str, k: int, as_json: bool) -> None:
+    """Nearest cards to TEXT, with cosine scores."""
+    from bot.embeddings import EmbeddingModelMissing
+    from bot.providers import open_store
+
+    if not text.strip():
+        _err("empty search text")
+        sys.exit(EXIT_USAGE)
+    try:
+        store = open_store(get_settings())
+        if store.count() == 0:
+            _err("the card store is empty: run `interview ingest` first")
+            sys.exit(EXIT_USAGE)
+        hits = store.search(text, k)
+    except EmbeddingModelMissing as exc:
+        _err(str(exc))
+        sys.exit(1)
+    if as_json:
+        out: list[dict[str, Any]] = [
+            {"score": h.score, "id": h.card.id, "question": h.card.display_question, "topic": h.card.topic}
+            for h in hits
+        ]
+        click.echo(json.dumps(out, ensure_ascii=False))
+        return
+    for h in hits:
+        click.echo(f"{h.score:.3f}  {h.card.display_question}  [{h.card.topic}]  ({h.card.id})")
+
+
+@cli.command()
+@click.option("--force", is_flag=True, help="Re-export even if the files are up to date.")
+def setup(force: bool) -> None:
+    """Prepare offline model files: ONNX embedding model (needs torch, install time) and tiktoken files."""
+    from bot.tokens import prepare_tiktoken_cache
+
+    settings = get_settings()
+    prepare_tiktoken_cache(settings.tiktoken_dir)
+    click.echo(f"tiktoken files ready in {settings.tiktoken_dir}")
+    if settings.embeddings == "local":
+        from bot.model_export import export_minilm
+
+        path = export_minilm(settings.embedding_model_dir, force=force)
+        click.echo(f"embedding model ready in {path}")
+
+
+@cli.command()
+@click.option("--host", default=None, help="Listen address (default: HOST or 127.0.0.1).")
+@click.option("--port", default=None, type=int, help="Port (default: PORT or 8000).")
+def web(host: str | None, port: int | None) -> None:
+    """Start the Chainlit web app (http://localhost:8000 by default)."""
+    import os
+    import shutil
+
+    settings = get_settings()
+    app = Path(__file__).with_name("chainlit_app.py")
+    exe = Path(sys.executable).with_name("chainlit")
+    chainlit = str(exe) if exe.exists() else shutil.which("chainlit")
+    if chainlit is None:
+        _err("chainlit is not installed in this environment (run `make install`)")
+        sys.exit(1)
+    args = [
+        chainlit,
+        "run",
+        str(app),
+        "--headless",
+        "--host",
+        host or settings.host,
+        "--port",
+        str(port or settings.port),
+    ]
+    click.echo(f"Starting the app on http://{host or settings.host}:{port or settings.port}", err=True)
+    os.execv(chainlit, args)
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    cli.main(args=list(argv) if argv is not None else None, prog_name="interview")

@@ -1,0 +1,88 @@
+"""Provider factory: every external client (embeddings, Chroma) is built here from settings."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from bot.settings import Settings
+from bot.store import CardStore, Embedder
+
+__all__ = ["LocalEmbedder", "OpenAIEmbedder", "make_chroma_client", "make_embedder", "open_store"]
+
+
+class LocalEmbedder:
+    """all-MiniLM-L6-v2 through ONNX Runtime (offline)."""
+
+    model_id = "all-MiniLM-L6-v2"
+
+    def __init__(self, settings: Settings) -> None:
+        from bot.embeddings import MiniLMEmbedder
+
+        self._inner = MiniLMEmbedder(settings.embedding_model_dir, threads=settings.embed_threads or None)
+
+    def embed(self, texts: Sequence[str]) -> np.ndarray:
+        return self._inner.embed(texts)
+
+
+class OpenAIEmbedder:
+    """Embeddings from an OpenAI-compatible ``/v1/embeddings`` endpoint (OpenAI, Ollama, vLLM…)."""
+
+    def __init__(self, settings: Settings, *, batch_size: int = 128) -> None:
+        self._settings = settings
+        self._batch = batch_size
+        self._client: Any = None
+        self._lock = threading.Lock()
+        self.model_id = f"openai-{settings.openai_embedding_model}"
+
+    def _get_client(self) -> Any:
+        with self._lock:
+            if self._client is None:
+                from openai import OpenAI
+
+                key = self._settings.openai_api_key
+                self._client = OpenAI(
+                    api_key=key.get_secret_value() if key else "not-needed",
+                    base_url=self._settings.openai_base_url,
+                    timeout=self._settings.openai_timeout,
+                    max_retries=self._settings.openai_max_retries,
+                )
+            return self._client
+
+    def embed(self, texts: Sequence[str]) -> np.ndarray:
+        if not texts:
+            return np.zeros((0, 0), dtype=np.float32)
+        client = self._get_client()
+        rows: list[list[float]] = []
+        for start in range(0, len(texts), self._batch):
+            chunk = [t if t.strip() else " " for t in texts[start : start + self._batch]]
+            resp = client.embeddings.create(model=self._settings.openai_embedding_model, input=chunk)
+            rows.extend(item.embedding for item in sorted(resp.data, key=lambda d: d.index))
+        arr = np.asarray(rows, dtype=np.float32)
+        norms = np.linalg.norm(arr, axis=1, keepdims=True)
+        return arr / np.where(norms == 0, 1.0, norms)
+
+
+def make_embedder(settings: Settings) -> Embedder:
+    if settings.embeddings == "openai":
+        return OpenAIEmbedder(settings)
+    return LocalEmbedder(settings)
+
+
+def make_chroma_client(settings: Settings) -> Any:
+    """Embedded PersistentClient under the data dir, or an HttpClient when CHROMA_HOST is set."""
+    import chromadb
+    from chromadb.config import Settings as ChromaSettings
+
+    chroma_settings = ChromaSettings(anonymized_telemetry=False)
+    if settings.chroma_host:
+        return chromadb.HttpClient(host=settings.chroma_host, port=settings.chroma_port, settings=chroma_settings)
+    settings.chroma_path.mkdir(parents=True, exist_ok=True)
+    return chromadb.PersistentClient(path=str(settings.chroma_path), settings=chroma_settings)
+
+
+def open_store(settings: Settings, embedder: Embedder | None = None) -> CardStore:
+    return CardStore(make_chroma_client(settings), embedder or make_embedder(settings), prefix=settings.collection)

@@ -1,0 +1,110 @@
+"""All configuration in one typed object, read from the environment and an optional ``.env``.
+
+Every field names its environment variable. Nothing is read at import time: call
+:func:`get_settings` (cached) or build ``Settings()`` yourself (tests do).
+"""
+
+from __future__ import annotations
+
+import sys
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import AliasChoices, Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+__all__ = ["Settings", "default_models_dir", "get_settings"]
+
+
+def default_models_dir() -> Path:
+    """Model files prepared by ``make install`` live with the environment that installed them."""
+    return Path(sys.prefix) / "share" / "interview-coach"
+
+
+def _env(name: str) -> AliasChoices:
+    return AliasChoices(name, name.lower())
+
+
+class Settings(BaseSettings):
+    """Interview coach settings. Defaults run fully offline with nothing configured."""
+
+    model_config = SettingsConfigDict(env_file=".env", env_file_encoding="utf-8", extra="ignore", populate_by_name=True)
+
+    data_dir: Path = Field(
+        Path(".data"),
+        validation_alias=_env("INTERVIEW_DATA_DIR"),
+        description="Where the embedded Chroma store (and later the SQLite history) live.",
+    )
+    knowledge_dir: Path = Field(
+        Path("knowledge"),
+        validation_alias=_env("INTERVIEW_KNOWLEDGE_DIR"),
+        description="Folder of .txt/.md notes ingested by default.",
+    )
+    models_dir: Path = Field(
+        default_factory=default_models_dir,
+        validation_alias=_env("INTERVIEW_MODELS_DIR"),
+        description="Offline model files: the ONNX embedding model and tiktoken's BPE files.",
+    )
+    embeddings: Literal["local", "openai"] = Field(
+        "local",
+        validation_alias=_env("INTERVIEW_EMBEDDINGS"),
+        description="'local' = all-MiniLM-L6-v2 via ONNX (offline); 'openai' = an OpenAI-compatible API.",
+    )
+    openai_embedding_model: str = Field(
+        "text-embedding-3-small",
+        validation_alias=_env("OPENAI_EMBEDDING_MODEL"),
+        description="Embedding model name when INTERVIEW_EMBEDDINGS=openai (e.g. nomic-embed-text on Ollama).",
+    )
+    openai_api_key: SecretStr | None = Field(
+        None, validation_alias=_env("OPENAI_API_KEY"), description="API key for OpenAI or a compatible server."
+    )
+    openai_base_url: str | None = Field(
+        None,
+        validation_alias=_env("OPENAI_BASE_URL"),
+        description="OpenAI-compatible endpoint, e.g. http://localhost:11434/v1 (Ollama), http://host:8000/v1 (vLLM).",
+    )
+    openai_timeout: float = Field(
+        30.0, validation_alias=_env("OPENAI_TIMEOUT"), description="Seconds per OpenAI-compatible request."
+    )
+    openai_max_retries: int = Field(
+        2, validation_alias=_env("OPENAI_MAX_RETRIES"), description="Retries on timeouts, 429 and 5xx."
+    )
+    chroma_host: str | None = Field(
+        None,
+        validation_alias=_env("CHROMA_HOST"),
+        description="Chroma server host (`chroma run`); unset = embedded PersistentClient under the data dir.",
+    )
+    chroma_port: int = Field(8000, validation_alias=_env("CHROMA_PORT"), description="Chroma server port.")
+    collection: str = Field(
+        "cards", validation_alias=_env("INTERVIEW_COLLECTION"), description="Chroma collection name prefix."
+    )
+    related_k: int = Field(
+        3, ge=0, le=20, validation_alias=_env("INTERVIEW_RELATED_K"), description="Related passages per card."
+    )
+    embed_threads: int = Field(
+        0,
+        ge=0,
+        validation_alias=_env("INTERVIEW_EMBED_THREADS"),
+        description="ONNX Runtime intra-op threads for local embeddings (0 = runtime default).",
+    )
+    host: str = Field("127.0.0.1", validation_alias=_env("HOST"), description="Address the web app listens on.")
+    port: int = Field(8000, validation_alias=_env("PORT"), description="Port the web app listens on.")
+
+    @property
+    def chroma_path(self) -> Path:
+        return self.data_dir / "chroma"
+
+    @property
+    def embedding_model_dir(self) -> Path:
+        return self.models_dir / "all-MiniLM-L6-v2"
+
+    @property
+    def tiktoken_dir(self) -> Path:
+        return self.models_dir / "tiktoken"
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process-wide settings (read once, on first use)."""
+    return Settings()

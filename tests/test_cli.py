@@ -1,0 +1,96 @@
+"""The ``interview`` CLI, end to end."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from bot.cli import cli
+
+NOTES = Path(__file__).parent / "data" / "notes"
+
+
+def run(*args: str) -> tuple[int, str, str]:
+    result = CliRunner().invoke(cli, list(args), catch_exceptions=False)
+    return result.exit_code, result.stdout, result.stderr
+
+
+def test_cards_json_shape(real_notes: Path) -> None:
+    code, out, _ = run("cards", str(real_notes), "--json")
+    assert code == 0
+    cards = json.loads(out)
+    assert len(cards) >= 85
+    for c in cards:
+        assert {"id", "question", "display_question", "answer", "topic", "flags", "source"} <= c.keys()
+        assert isinstance(c["answer"], str) and isinstance(c["flags"], list)
+        assert set(c["source"]) >= {"path", "line_start", "line_end"}
+        assert 1 <= c["source"]["line_start"] <= c["source"]["line_end"]
+    no_answer = [c for c in cards if "no_answer" in c["flags"]]
+    assert no_answer and all(c["answer"] == "" for c in no_answer)
+
+
+def test_cards_table_on_a_folder() -> None:
+    code, out, err = run("cards", str(NOTES))
+    assert code == 0
+    assert "What is the F1 score?" in out and "What is batch normalization?" in out
+    assert "15 cards" in err
+
+
+def test_ingest_summary_then_search(real_notes: Path) -> None:
+    code, out, _ = run("ingest", str(real_notes))
+    assert code == 0
+    assert "Ingested 1 file(s): 91 cards, 7 topics, 16 without an answer" in out
+    code, out, _ = run("ingest", str(real_notes), "--json")
+    summary = json.loads(out)
+    assert summary["unchanged"] == 91 and summary["added"] == 0 and summary["no_answer"] == 16
+    assert summary["files"] == 1 and len(summary["topics"]) == 7 and summary["seconds"] >= 0
+    code, out, _ = run("search", "what does dropout do", "-k", "2", "--json")
+    hits = json.loads(out)
+    assert code == 0 and len(hits) == 2
+    assert hits[0]["question"] == "Why we use drop out?"
+    assert hits[0]["score"] >= hits[1]["score"]
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [(b"", "empty"), (b"\x00\x01\x02\x03binary\x00", "not a text notes file"), (b"no questions.\n", "no questions")],
+)
+def test_bad_input_exits_2_and_writes_nothing(
+    tmp_path: Path, isolated_state: Path, content: bytes, message: str
+) -> None:
+    bad = tmp_path / "bad.txt"
+    bad.write_bytes(content)
+    code, out, err = run("ingest", str(bad))
+    assert code == 2 and message in err and out == ""
+    assert not (isolated_state / "chroma").exists()  # the store was never even created
+
+
+def test_empty_directory_and_missing_path_exit_2(tmp_path: Path) -> None:
+    (tmp_path / "empty").mkdir()
+    assert run("ingest", str(tmp_path / "empty"))[0] == 2
+    assert run("cards", str(tmp_path / "nope"))[0] == 2
+
+
+def test_search_on_empty_store_says_what_to_do() -> None:
+    code, _, err = run("search", "anything")
+    assert code == 2 and "interview ingest" in err
+
+
+def test_python_dash_m_bot_runs_the_same_cli(tmp_path: Path) -> None:
+    env = {**os.environ, "INTERVIEW_DATA_DIR": str(tmp_path / "d")}
+    proc = subprocess.run(
+        [sys.executable, "-m", "bot", "cards", str(NOTES / "qa.txt"), "--json"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert next(c["display_question"] for c in json.loads(proc.stdout)) == "What is precision?"
