@@ -86,7 +86,7 @@ class Settings(BaseSettings):
         0,
         ge=0,
         validation_alias=_env("INTERVIEW_EMBED_THREADS"),
-        description="ONNX Runtime intra-op threads for local embeddings (0 = runtime default).",
+        description="ONNX Runtime intra-op threads for local embeddings (0 = min(2, CPUs), no spin-waiting).",
     )
     host: str = Field("127.0.0.1", validation_alias=_env("HOST"), description="Address the web app listens on.")
     port: int = Field(8000, validation_alias=_env("PORT"), description="Port the web app listens on.")

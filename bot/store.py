@@ -8,6 +8,7 @@ would otherwise rebuild Chroma's default one, which downloads a model).
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 from collections.abc import Callable, Iterable, Sequence
@@ -32,35 +33,51 @@ class Embedder(Protocol):
     def embed(self, texts: Sequence[str]) -> np.ndarray: ...
 
 
-def _chroma_ef(embedder: Embedder) -> Any:
-    """Wrap an embedder as a Chroma embedding function (built lazily to keep imports light)."""
-    from chromadb.api.types import Documents, EmbeddingFunction, Embeddings
+EF_NAME = "interview-coach"
 
-    class _EmbedderFunction(EmbeddingFunction[Documents]):
-        def __init__(self, inner: Embedder) -> None:
-            self._inner = inner
+
+@functools.cache
+def _ef_class() -> Any:
+    """A registered Chroma embedding function wrapping any :class:`Embedder` (built lazily)."""
+    from chromadb.api.types import Documents, EmbeddingFunction, Embeddings, Space
+    from chromadb.utils.embedding_functions import register_embedding_function
+
+    class CardEmbeddingFunction(EmbeddingFunction[Documents]):
+        """Chroma persists ``{"model_id"}``; reopening rebuilds a placeholder that refuses to embed,
+        because the store always passes the real function (Chroma's default would download one)."""
+
+        def __init__(self, embedder: Embedder | None = None, model_id: str = "") -> None:
+            self._embedder = embedder
+            self._model_id = embedder.model_id if embedder is not None else model_id
 
         def __call__(self, input: Documents) -> Embeddings:
-            return list(self._inner.embed(list(input)))
+            if self._embedder is None:
+                raise RuntimeError(f"open this collection through bot.store with the {self._model_id} embedder")
+            return list(self._embedder.embed(list(input)))
 
         @staticmethod
         def name() -> str:
-            return "interview-coach"
+            return EF_NAME
 
         def get_config(self) -> dict[str, Any]:
-            return {"model_id": self._inner.model_id}
+            return {"model_id": self._model_id}
 
         @staticmethod
         def build_from_config(config: dict[str, Any]) -> EmbeddingFunction[Documents]:
-            raise RuntimeError("interview-coach always passes its embedding function explicitly")
+            return CardEmbeddingFunction(None, str(config.get("model_id", "")))
 
-        def default_space(self) -> Any:
+        def default_space(self) -> Space:
             return "cosine"
 
-        def is_legacy(self) -> bool:
-            return False
+        def supported_spaces(self) -> list[Space]:
+            return ["cosine", "ip", "l2"]
 
-    return _EmbedderFunction(embedder)
+    register_embedding_function(CardEmbeddingFunction)  # type: ignore[no-untyped-call]
+    return CardEmbeddingFunction
+
+
+def _chroma_ef(embedder: Embedder) -> Any:
+    return _ef_class()(embedder)
 
 
 def collection_name(prefix: str, model_id: str) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import socket
 import subprocess
@@ -191,3 +192,21 @@ def test_chroma_server_mode(
     assert again.search("harmonic mean of precision and recall", k=1)[0].card.display_question == (
         "What is the F1 score?"
     )
+
+
+def test_reopening_in_a_fresh_process_never_builds_chromas_default_model(
+    settings: Settings, local_embedder: Any, knowledge: Path, tmp_path: Path
+) -> None:
+    ingest([knowledge], open_store(settings, local_embedder), knowledge)
+    home = tmp_path / "home"  # Chroma's default ONNX model would be cached under ~/.cache/chroma
+    code = (
+        "import warnings; warnings.simplefilter('error', UserWarning)\n"
+        "from bot.providers import open_store; from bot.settings import Settings\n"
+        "s = open_store(Settings())\n"
+        "print(s.count(), s.search('harmonic mean of precision and recall', k=1)[0].card.display_question)\n"
+    )
+    env = {**os.environ, "HOME": str(home), "INTERVIEW_DATA_DIR": str(settings.data_dir)}
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "11 What is the F1 score?"
+    assert not (home / ".cache" / "chroma").exists()
