@@ -147,6 +147,53 @@ def search(text: str, k: int, as_json: bool) -> None:
 
 
 @cli.command()
+@click.option("--question", help="The question (or use --card).")
+@click.option("--reference", default="", help="The reference answer (empty = none).")
+@click.option("--card", "card_id", help="Grade against a card from the store (its question, answer, passages).")
+@click.option("--answer", required=True, help="The answer to grade ('-' reads it from standard input).")
+@click.option("--grader", "kind", type=click.Choice(["offline", "llm"]), help="Default: from settings.")
+@click.option("--json", "as_json", is_flag=True, help="Print the Grade as JSON.")
+def grade(
+    question: str | None, reference: str, card_id: str | None, answer: str, kind: str | None, as_json: bool
+) -> None:
+    """Grade one answer. Exit 0 on a grade (ungraded included), 2 on bad usage."""
+    from bot.grading import GradeRequest, grade_sync
+    from bot.providers import make_grader, open_store
+    from bot.render import grade_md
+
+    settings = get_settings()
+    if answer == "-":
+        answer = sys.stdin.read()
+    if bool(question) == bool(card_id):
+        _err("give exactly one of --question or --card")
+        sys.exit(EXIT_USAGE)
+    store = None
+    if card_id:
+        store = open_store(settings)
+        card = store.get(card_id)
+        if card is None:
+            _err(f"no card with id {card_id!r} (see `interview cards`)")
+            sys.exit(EXIT_USAGE)
+        retrieval = store.related(card, settings.related_k)
+        request = GradeRequest(
+            question=card.display_question,
+            reference=card.answer,
+            answer=answer,
+            passages=[h.card.answer for h in retrieval.passages],
+            card_id=card.id,
+            topic=card.topic,
+        )
+    else:
+        request = GradeRequest(question=question or "", reference=reference, answer=answer)
+    grader = make_grader(settings, store.embedder if store else None, kind=kind)
+    result = grade_sync(grader, request)
+    if as_json:
+        click.echo(result.model_dump_json(indent=2))
+    else:
+        click.echo(grade_md(result))
+
+
+@cli.command()
 @click.option("--force", is_flag=True, help="Re-export even if the files are up to date.")
 def setup(force: bool) -> None:
     """Prepare offline model files: ONNX embedding model (needs torch, install time) and tiktoken files."""

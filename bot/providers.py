@@ -72,6 +72,53 @@ def make_embedder(settings: Settings) -> Embedder:
     return LocalEmbedder(settings)
 
 
+def make_chat_model(settings: Settings) -> Any:
+    """ChatOpenAI for OpenAI or any compatible server (Ollama, vLLM, LM Studio, llama.cpp)."""
+    from langchain_openai import ChatOpenAI
+
+    key = settings.openai_api_key
+    return ChatOpenAI(
+        model=settings.llm_model,
+        api_key=key.get_secret_value() if key else "not-needed",  # type: ignore[arg-type]
+        base_url=settings.openai_base_url,
+        temperature=settings.llm_temperature,
+        timeout=settings.openai_timeout,
+        max_retries=settings.openai_max_retries,
+        max_tokens=settings.grader_max_output_tokens,  # type: ignore[call-arg]
+        stream_usage=True,
+    )
+
+
+def make_offline_grader(settings: Settings, embedder: Embedder | None = None) -> Any:
+    from bot.offline_grader import OfflineGrader
+
+    return OfflineGrader(embedder or make_embedder(settings))
+
+
+def make_grader(settings: Settings, embedder: Embedder | None = None, *, kind: str | None = None) -> Any:
+    """The configured grader: the LLM grader (with the offline grader as its fallback) or offline."""
+    choice = kind or ("llm" if settings.use_llm_grader else "offline")
+    offline = make_offline_grader(settings, embedder)
+    if choice == "offline":
+        return offline
+    from bot.budget import TokenCounter
+    from bot.llm_grader import LLMGrader
+
+    prices = None
+    if settings.price_input_per_mtok is not None and settings.price_output_per_mtok is not None:
+        prices = (settings.price_input_per_mtok, settings.price_output_per_mtok)
+    return LLMGrader(
+        make_chat_model(settings),
+        model_name=settings.llm_model,
+        counter=TokenCounter(settings.tiktoken_dir),
+        max_prompt_tokens=settings.grader_max_prompt_tokens,
+        structured_output=settings.structured_output,
+        fallback=offline,
+        prompts_dir=settings.prompts_dir,
+        prices=prices,
+    )
+
+
 def make_chroma_client(settings: Settings) -> Any:
     """Embedded PersistentClient under the data dir, or an HttpClient when CHROMA_HOST is set."""
     import chromadb

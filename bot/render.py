@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from bot.cards import Card
+from bot.grading import Grade
 
-__all__ = ["question_md", "reference_md", "source_line"]
+__all__ = ["grade_md", "question_md", "reference_md", "source_line"]
 
 
 def source_line(card: Card) -> str:
@@ -26,3 +27,36 @@ def reference_md(card: Card) -> str:
     if not card.has_answer:
         return f"_Your notes have no answer for this question ({source_line(card)})._"
     return f"**From your notes** ({source_line(card)}):\n\n{quote(card.answer)}"
+
+
+_MARK = {"hit": "✅", "missed": "⬜", "contradicted": "❌"}
+
+
+def grade_md(grade: Grade) -> str:
+    """A grade as Markdown: score and band, checklist, feedback, notes."""
+    if not grade.graded:
+        return f"**Ungraded** — {grade.ungraded_reason}\n\n_({grade.grader})_"
+    lines = [f"**Score: {grade.score:.1f}/10 · {grade.band.value if grade.band else ''}**"]
+    if grade.graded_without_reference:
+        lines.append("_Graded without a reference from your notes._")
+    if grade.claims:
+        lines.append("")
+        lines.extend(
+            f"- {_MARK[c.status.value]} {c.point}" + (f" — _“{c.evidence}”_" if c.evidence else "")
+            for c in grade.claims
+        )
+    if grade.misconceptions:
+        lines += ["", "**Misconceptions:** " + "; ".join(grade.misconceptions)]
+    if grade.feedback:
+        lines += ["", grade.feedback]
+    if grade.model_answer:
+        lines += ["", "**A strong answer:** " + grade.model_answer]
+    if grade.reference_issue:
+        lines += ["", "**About your note:** " + grade.reference_issue]
+    extra = list(grade.notes)
+    if grade.fallback_reason:
+        extra.insert(0, f"LLM grader unavailable ({grade.fallback_reason}); offline grade shown")
+    if extra:
+        lines += ["", *(f"_Note: {n}_" for n in extra)]
+    lines += ["", f"_graded by {grade.grader}{f' · {grade.prompt_version}' if grade.prompt_version else ''}_"]
+    return "\n".join(lines)

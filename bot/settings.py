@@ -70,6 +70,46 @@ class Settings(BaseSettings):
     openai_max_retries: int = Field(
         2, validation_alias=_env("OPENAI_MAX_RETRIES"), description="Retries on timeouts, 429 and 5xx."
     )
+    grader: Literal["auto", "offline", "llm"] = Field(
+        "auto",
+        validation_alias=_env("INTERVIEW_GRADER"),
+        description="'auto' = the LLM grader when a key or base URL is set, else offline; or force one.",
+    )
+    llm_model: str = Field(
+        "gpt-4o-mini",
+        validation_alias=_env("INTERVIEW_LLM_MODEL"),
+        description="Chat model for the LLM grader (e.g. llama3.1:8b on Ollama, a model id on vLLM).",
+    )
+    llm_temperature: float = Field(
+        0.0, ge=0, le=2, validation_alias=_env("INTERVIEW_LLM_TEMPERATURE"), description="Grader temperature."
+    )
+    structured_output: Literal["auto", "json_schema", "json_mode", "function_calling"] = Field(
+        "auto",
+        validation_alias=_env("INTERVIEW_STRUCTURED_OUTPUT"),
+        description="How the grader asks for JSON; 'auto' tries json_schema and falls back to json_mode.",
+    )
+    grader_max_prompt_tokens: int = Field(
+        1600,
+        ge=400,
+        validation_alias=_env("GRADER_MAX_PROMPT_TOKENS"),
+        description="Prompt budget: related passages are shortened first, then the answer; never the question.",
+    )
+    grader_max_output_tokens: int = Field(
+        700, ge=64, validation_alias=_env("GRADER_MAX_OUTPUT_TOKENS"), description="Cap on the grader's reply."
+    )
+    price_input_per_mtok: float | None = Field(
+        None,
+        validation_alias=_env("INTERVIEW_PRICE_INPUT_PER_MTOK"),
+        description="USD per million prompt tokens for cost estimates (built-in for common OpenAI models).",
+    )
+    price_output_per_mtok: float | None = Field(
+        None,
+        validation_alias=_env("INTERVIEW_PRICE_OUTPUT_PER_MTOK"),
+        description="USD per million completion tokens for cost estimates.",
+    )
+    prompts_dir: Path | None = Field(
+        None, validation_alias=_env("INTERVIEW_PROMPTS_DIR"), description="Override the prompts/ folder."
+    )
     chroma_host: str | None = Field(
         None,
         validation_alias=_env("CHROMA_HOST"),
@@ -90,6 +130,14 @@ class Settings(BaseSettings):
     )
     host: str = Field("127.0.0.1", validation_alias=_env("HOST"), description="Address the web app listens on.")
     port: int = Field(8000, validation_alias=_env("PORT"), description="Port the web app listens on.")
+
+    @property
+    def llm_configured(self) -> bool:
+        return self.openai_api_key is not None or bool(self.openai_base_url)
+
+    @property
+    def use_llm_grader(self) -> bool:
+        return self.grader == "llm" or (self.grader == "auto" and self.llm_configured)
 
     @property
     def chroma_path(self) -> Path:

@@ -139,3 +139,41 @@ def seeded(isolated_state: Path, _seeded_template: Path, monkeypatch: pytest.Mon
     shutil.copytree(_seeded_template, isolated_state, dirs_exist_ok=True)
     monkeypatch.setenv("INTERVIEW_KNOWLEDGE_DIR", str(REAL_NOTES.parent))
     return isolated_state
+
+
+# --------------------------------------------------------------------------- fake chat models
+
+
+class RecordingChatModel:
+    """Factory for LangChain fake chat models that record the prompt they actually received."""
+
+    @staticmethod
+    def make(replies: list[str]) -> Any:
+        from langchain_core.language_models.fake_chat_models import GenericFakeChatModel
+        from langchain_core.messages import AIMessage
+
+        class Recording(GenericFakeChatModel):
+            calls: list[dict[str, Any]] = []  # noqa: RUF012 - pydantic field, one list per instance
+
+            def _generate(self, messages: Any, stop: Any = None, run_manager: Any = None, **kwargs: Any) -> Any:
+                self.calls.append({"messages": messages, "kwargs": kwargs})
+                return super()._generate(messages, stop=stop, run_manager=run_manager, **kwargs)
+
+            def _stream(self, messages: Any, stop: Any = None, run_manager: Any = None, **kwargs: Any) -> Any:
+                self.calls.append({"messages": messages, "kwargs": kwargs, "stream": True})
+                return super()._stream(messages, stop=stop, run_manager=run_manager, **kwargs)
+
+        return Recording(messages=iter([AIMessage(content=r) for r in replies]), calls=[])
+
+
+@pytest.fixture
+def fake_chat() -> Any:
+    return RecordingChatModel.make
+
+
+@pytest.fixture(scope="session")
+def token_counter() -> Any:
+    from bot.budget import TokenCounter
+    from bot.settings import Settings
+
+    return TokenCounter(Settings().tiktoken_dir)

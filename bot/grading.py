@@ -1,0 +1,175 @@
+"""One result type for every grader, the request it grades, and the grader interface.
+
+A grade that could not be produced is ``ungraded`` with a reason — never a score of 0.
+The score is always computed in code from per-criterion levels and the claim checklist
+(:func:`compute_score`), never taken from a model's free-form number.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from enum import StrEnum
+from typing import Literal, Protocol
+
+from pydantic import BaseModel, Field, model_validator
+
+__all__ = [
+    "Band",
+    "Claim",
+    "ClaimStatus",
+    "Criteria",
+    "Grade",
+    "GradeRequest",
+    "Grader",
+    "Usage",
+    "band_for",
+    "compute_score",
+    "grade_sync",
+    "ungraded",
+]
+
+
+class Band(StrEnum):
+    WRONG = "wrong"
+    WEAK = "weak"
+    PARTIAL = "partial"
+    GOOD = "good"
+    EXCELLENT = "excellent"
+
+
+# Lower bounds (inclusive) of each band on the 0–10 scale.
+BAND_FLOORS: tuple[tuple[float, Band], ...] = (
+    (8.5, Band.EXCELLENT),
+    (6.5, Band.GOOD),
+    (4.0, Band.PARTIAL),
+    (2.0, Band.WEAK),
+    (0.0, Band.WRONG),
+)
+
+
+def band_for(score: float) -> Band:
+    for floor, band in BAND_FLOORS:
+        if score >= floor:
+            return band
+    return Band.WRONG
+
+
+class ClaimStatus(StrEnum):
+    HIT = "hit"
+    MISSED = "missed"
+    CONTRADICTED = "contradicted"
+
+
+class Claim(BaseModel):
+    """One key point of the reference and what the answer did with it."""
+
+    point: str
+    status: ClaimStatus
+    evidence: str = Field("", description="The answer's own words supporting the status, if any.")
+
+
+class Criteria(BaseModel):
+    """Small anchored levels; the score is computed from them in code."""
+
+    correctness: int = Field(ge=0, le=3, description="0 central error · 1 notable error · 2 minor slip · 3 no errors")
+    depth: int = Field(ge=0, le=2, description="0 bare terms · 1 explains what · 2 explains why/how")
+
+
+class Usage(BaseModel):
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    cost_usd: float | None = Field(None, description="Estimate from the configured per-token prices, if known.")
+
+    @property
+    def total_tokens(self) -> int:
+        return self.prompt_tokens + self.completion_tokens
+
+
+def compute_score(claims: list[Claim], criteria: Criteria) -> float:
+    """0–10 from the checklist and the criteria levels.
+
+    Coverage (hits over key points, contradictions count against) carries 60 %, correctness
+    30 %, depth 10 %. A contradiction or a central error caps the score in the weak band.
+    """
+    if claims:
+        hits = sum(c.status is ClaimStatus.HIT for c in claims)
+        contradicted = sum(c.status is ClaimStatus.CONTRADICTED for c in claims)
+        coverage = max(0.0, (hits - 0.5 * contradicted) / len(claims))
+    else:
+        coverage = criteria.correctness / 3
+    score = 10 * (0.6 * coverage + 0.3 * criteria.correctness / 3 + 0.1 * criteria.depth / 2)
+    if criteria.correctness == 0 or any(c.status is ClaimStatus.CONTRADICTED for c in claims):
+        score = min(score, 3.9)
+    if coverage == 0:
+        score = min(score, 1.9)
+    return round(min(10.0, max(0.0, score)), 1)
+
+
+class Grade(BaseModel):
+    """What every grader returns."""
+
+    status: Literal["graded", "ungraded"] = "graded"
+    score: float | None = Field(None, ge=0, le=10, description="0–10; None when ungraded.")
+    band: Band | None = None
+    claims: list[Claim] = Field(default_factory=list, description="Checklist of the reference's key points.")
+    criteria: Criteria | None = None
+    misconceptions: list[str] = Field(default_factory=list)
+    feedback: str = ""
+    model_answer: str = Field("", description="A better answer (LLM grader only).")
+    reference_issue: str = Field("", description="When the note itself looks wrong or incomplete; not scored.")
+    graded_without_reference: bool = Field(
+        False, description="The notes had no answer; the grader wrote its own key points."
+    )
+    usage: Usage | None = None
+    grader: str = Field(description="Which grader produced this, e.g. 'offline' or 'llm:gpt-4o-mini'.")
+    prompt_version: str = ""
+    fallback_reason: str = Field("", description="Why the LLM grade was replaced by the offline one.")
+    ungraded_reason: str = ""
+    notes: list[str] = Field(default_factory=list, description="Visible notes, e.g. 'answer trimmed to fit'.")
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Grade:
+        if self.status == "ungraded":
+            if self.score is not None:
+                raise ValueError("an ungraded result has no score")
+            if not self.ungraded_reason:
+                raise ValueError("an ungraded result needs a reason")
+            self.band = None
+        else:
+            if self.score is None:
+                raise ValueError("a graded result needs a score")
+            self.band = band_for(self.score)
+        return self
+
+    @property
+    def graded(self) -> bool:
+        return self.status == "graded"
+
+
+def ungraded(reason: str, *, grader: str, prompt_version: str = "", usage: Usage | None = None) -> Grade:
+    return Grade(status="ungraded", ungraded_reason=reason, grader=grader, prompt_version=prompt_version, usage=usage)
+
+
+class GradeRequest(BaseModel):
+    """Everything a grader sees. The answer is untrusted user text."""
+
+    question: str
+    reference: str = Field("", description="The note's answer; empty when the notes have none.")
+    answer: str
+    passages: list[str] = Field(default_factory=list, description="Related passages from other cards.")
+    card_id: str | None = None
+    topic: str = ""
+
+
+class Grader(Protocol):
+    """Both graders implement this. ``agrade`` never raises: failures become ``ungraded``."""
+
+    @property
+    def name(self) -> str: ...
+
+    async def agrade(self, request: GradeRequest) -> Grade: ...
+
+
+def grade_sync(grader: Grader, request: GradeRequest) -> Grade:
+    """Run a grader from synchronous code (CLI, eval). Not for use inside a running event loop."""
+    return asyncio.run(grader.agrade(request))
