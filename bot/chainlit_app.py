@@ -7,33 +7,54 @@ from __future__ import annotations
 
 import asyncio
 import random
+from dataclasses import dataclass
+from typing import Any
 
 import chainlit as cl
 
 from bot.cards import Card
-from bot.render import question_md, reference_md
+from bot.grading import Grade, GradeRequest
+from bot.render import grade_md, question_md, reference_md
 from bot.session import DrillSession, SessionConfig
 from bot.settings import get_settings
 from bot.store import CardStore
 
-_store_lock = asyncio.Lock()
-_store: CardStore | None = None
+
+@dataclass
+class _Resources:
+    store: CardStore
+    grader: Any
 
 
-async def _get_store() -> CardStore:
-    """Open the store once per process, off the event loop; ingest the notes if it is empty."""
-    global _store
-    async with _store_lock:
-        if _store is None:
+_lock = asyncio.Lock()
+_resources: _Resources | None = None
+
+
+async def _get_resources() -> _Resources:
+    """Open the store and grader once per process, off the event loop; ingest if the store is empty."""
+    global _resources
+    async with _lock:
+        if _resources is None:
             from bot.ingest import ingest
-            from bot.providers import open_store
+            from bot.providers import make_grader, open_store
 
             settings = get_settings()
             store = await asyncio.to_thread(open_store, settings)
             if await asyncio.to_thread(store.count) == 0:
                 await asyncio.to_thread(ingest, [settings.knowledge_dir], store, settings.knowledge_dir)
-            _store = store
-        return _store
+            grader = await asyncio.to_thread(make_grader, settings, store.embedder)
+            _resources = _Resources(store=store, grader=grader)
+        return _resources
+
+
+def _grader_line(grader: Any) -> str:
+    if grader.name == "offline":
+        return (
+            "Grading: **offline grader** (no model configured). For an LLM grader set `OPENAI_API_KEY`, "
+            "or point `OPENAI_BASE_URL` at an OpenAI-compatible server such as Ollama "
+            "(`http://localhost:11434/v1`) and set `INTERVIEW_LLM_MODEL`."
+        )
+    return f"Grading: **{grader.name}** (falls back to the offline grader if the model fails)."
 
 
 async def _ask(session: DrillSession) -> None:
@@ -46,8 +67,8 @@ async def _ask(session: DrillSession) -> None:
 
 @cl.on_chat_start
 async def start() -> None:
-    store = await _get_store()
-    cards: list[Card] = await asyncio.to_thread(store.all_cards)
+    res = await _get_resources()
+    cards: list[Card] = await asyncio.to_thread(res.store.all_cards)
     if not cards:
         await cl.Message(content="No questions found in your notes. Add .txt/.md notes to `knowledge/`.").send()
         return
@@ -56,11 +77,30 @@ async def start() -> None:
     await cl.Message(
         content=(
             f"Hi! I'll ask you {session.total} questions from your notes ({len(cards)} cards). "
-            "Type your answer as a normal message; after each one I show the reference answer "
-            "from your notes."
+            "Type your answer as a normal message; I grade it and show the reference answer "
+            f"from your notes.\n\n{_grader_line(res.grader)}"
         )
     ).send()
     await _ask(session)
+
+
+async def _grade(res: _Resources, card: Card, answer: str) -> Grade:
+    settings = get_settings()
+    async with cl.Step(name="Retrieve reference", type="retrieval") as step:
+        retrieval = await asyncio.to_thread(res.store.related, card, settings.related_k)
+        step.output = "\n".join(f"- {h.score:.2f} {h.card.display_question}" for h in retrieval.passages)
+    request = GradeRequest(
+        question=card.display_question,
+        reference=card.answer,
+        answer=answer,
+        passages=[h.card.answer for h in retrieval.passages],
+        card_id=card.id,
+        topic=card.topic,
+    )
+    async with cl.Step(name="Grade", type="llm") as step:
+        grade: Grade = await res.grader.agrade(request)
+        step.output = f"{grade.grader}: {grade.score if grade.graded else 'ungraded'}"
+    return grade
 
 
 @cl.on_message
@@ -73,6 +113,10 @@ async def on_message(message: cl.Message) -> None:
     if not text:
         await cl.Message(content="Your answer was empty. Type what you know, even a partial answer.").send()
         return
-    turn = session.answer(text)
-    await cl.Message(content=reference_md(turn.card)).send()
+    res = await _get_resources()
+    card = session.current()
+    assert card is not None
+    grade = await _grade(res, card, text)
+    session.answer(text)
+    await cl.Message(content=grade_md(grade) + "\n\n" + reference_md(card)).send()
     await _ask(session)

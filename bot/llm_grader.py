@@ -135,6 +135,25 @@ def _usage(message: BaseMessage | None) -> tuple[int, int]:
     return int(meta.get("input_tokens", 0) or 0), int(meta.get("output_tokens", 0) or 0)
 
 
+def _partial(text: str) -> Any:
+    """Best-effort parse of an incomplete JSON reply (for streaming feedback)."""
+    try:
+        return parse_partial_json(_FENCE.sub("", text.lstrip())) or {}
+    except ValueError:
+        return {}
+
+
+def _bad_reply_error(exc: Exception) -> str:
+    """Errors that mean 'the reply was unusable' (worth one retry), not 'the server is down'."""
+    if isinstance(exc, json.JSONDecodeError):
+        return "the server sent malformed JSON"
+    if type(exc).__name__ == "LengthFinishReasonError":
+        return "the reply was cut off at the token limit"
+    if isinstance(exc, _BadReply):
+        return str(exc)
+    return ""
+
+
 def _looks_unsupported(exc: Exception) -> bool:
     status = getattr(exc, "status_code", None)
     text = str(exc).lower()
@@ -252,7 +271,7 @@ class LLMGrader:
             if not isinstance(chunk, AIMessageChunk):
                 continue
             full = chunk if full is None else full + chunk
-            partial = parse_partial_json(_FENCE.sub("", _reply_text(full, self._mode))) or {}
+            partial = _partial(_reply_text(full, self._mode))
             feedback = partial.get("feedback") if isinstance(partial, dict) else None
             if isinstance(feedback, str) and len(feedback) > len(shown) and feedback.startswith(shown):
                 await on_delta(feedback[len(shown) :])
@@ -286,6 +305,12 @@ class LLMGrader:
             try:
                 reply = await self._call(messages, on_delta if attempt == 0 else None)
             except Exception as exc:  # transport errors arrive here after the client's own retries
+                bad = _bad_reply_error(exc)
+                if bad:
+                    problem = bad
+                    if attempt >= 1:
+                        break
+                    continue
                 if self._auto and self._mode == "json_schema" and _looks_unsupported(exc):
                     self._mode = "json_mode"  # remember for this process: the server lacks json_schema
                     continue

@@ -46,6 +46,7 @@ _INJECTION_PATTERNS: tuple[tuple[str, str], ...] = (
 )
 _COMPILED = tuple((name, re.compile(rx, re.IGNORECASE)) for name, rx in _INJECTION_PATTERNS)
 _SENTENCE_SPLIT = re.compile(r"(?<=[.!?])\s+|\n+")
+_TABLE_ROW = re.compile(r"^\s*\|.*\|\s*$")
 _INVISIBLE = re.compile("[\u200b-\u200f\u202a-\u202e\u2060-\u2064\ufeff]")
 
 
@@ -78,11 +79,17 @@ def clean_answer(answer: str) -> CleanAnswer:
         found.append("delimiter")
         text = _DELIMITERS.sub("\n", text)
     kept: list[str] = []
+    in_fake_table = False
     for sentence in _SENTENCE_SPLIT.split(text):
         hits = [name for name, rx in _COMPILED if rx.search(sentence)]
+        is_row = bool(_TABLE_ROW.match(sentence))
         if hits:
             found.extend(hits)
+            in_fake_table = is_row and "fake-grade-table" in hits
             continue
+        if in_fake_table and is_row:
+            continue  # the rest of a table whose header was a grade table
+        in_fake_table = False
         kept.append(sentence)
     text = " ".join(s.strip() for s in kept if s.strip())
     text = re.sub(r"[ \t]{2,}", " ", text).strip()

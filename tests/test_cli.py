@@ -94,3 +94,43 @@ def test_python_dash_m_bot_runs_the_same_cli(tmp_path: Path) -> None:
     )
     assert proc.returncode == 0, proc.stderr
     assert next(c["display_question"] for c in json.loads(proc.stdout)) == "What is precision?"
+
+
+def test_grade_json_offline() -> None:
+    code, out, _ = run(
+        "grade",
+        "--question",
+        "What is dropout?",
+        "--reference",
+        "Dropout randomly deactivates neurons during training to reduce overfitting.",
+        "--answer",
+        "During training dropout turns off random neurons so the network overfits less.",
+        "--grader",
+        "offline",
+        "--json",
+    )
+    assert code == 0
+    grade = json.loads(out)
+    assert grade["status"] == "graded" and 0 <= grade["score"] <= 10 and grade["grader"] == "offline"
+    assert grade["band"] in {"wrong", "weak", "partial", "good", "excellent"}
+
+
+def test_grade_card_from_the_store_readable(seeded: Path) -> None:
+    from bot.providers import open_store
+    from bot.settings import Settings
+
+    card = next(c for c in open_store(Settings()).all_cards() if c.display_question == "Why we use drop out?")
+    code, out, _ = run("grade", "--card", card.id, "--answer", "It stops overfitting by dropping neurons.")
+    assert code == 0 and "Score:" in out and "graded by offline" in out
+
+
+def test_grade_ungraded_still_exits_0() -> None:
+    code, out, _ = run("grade", "--question", "What is a GAN?", "--answer", "Two networks compete.", "--json")
+    assert code == 0 and json.loads(out)["status"] == "ungraded"
+
+
+def test_grade_bad_usage_exits_2() -> None:
+    assert run("grade", "--answer", "x")[0] == 2  # neither --question nor --card
+    assert run("grade", "--question", "q", "--card", "c", "--answer", "x")[0] == 2
+    assert run("grade", "--card", "nope", "--answer", "x")[0] == 2
+    assert run("grade", "--question", "q")[0] == 2  # --answer missing (click usage error)

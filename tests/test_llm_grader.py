@@ -248,3 +248,60 @@ def test_every_prompt_file_loads() -> None:
     assert len(files) >= 6
     for f in files:
         assert load_prompt(f.stem).name == f.stem
+
+
+ORDERING_CARDS = [
+    (
+        "What is the vanishing gradient problem?",
+        ["gradients shrink", "sigmoid derivative", "early layers"],
+        "Gradients shrink as they flow back through many layers because the sigmoid derivative is at most "
+        "0.25, so the early layers barely learn.",
+        "Gradients shrink in deep networks.",
+        "It is when the learning rate is too high and the loss explodes.",
+    ),
+    (
+        "Why do we use dropout?",
+        ["random neurons", "during training", "overfitting"],
+        "It switches off random neurons during training, which reduces overfitting.",
+        "It switches off random neurons.",
+        "Dropout speeds up inference by pruning the model.",
+    ),
+    (
+        "What does an LSTM forget gate do?",
+        ["forget gate", "memory cell", "sigmoid"],
+        "The forget gate uses a sigmoid to decide what to remove from the memory cell.",
+        "The forget gate removes things from the memory cell.",
+        "It decides which word to output next.",
+    ),
+]
+
+
+def judge_from_prompt(points: list[str]) -> Any:
+    """A fake model that 'reads' the candidate block in the prompt it actually received."""
+    from langchain_core.language_models.fake_chat_models import GenericFakeChatModel
+    from langchain_core.messages import AIMessage
+    from langchain_core.outputs import ChatGeneration, ChatResult
+
+    class Judge(GenericFakeChatModel):
+        def _generate(self, messages: Any, stop: Any = None, run_manager: Any = None, **kwargs: Any) -> Any:
+            user = str(messages[-1].content)
+            answer = user.split("<candidate_answer>")[1].split("</candidate_answer>")[0].lower()
+            statuses = tuple("hit" if p in answer else "missed" for p in points)
+            hits = statuses.count("hit")
+            text = reply(statuses, correctness=3 if hits else 0, depth=min(2, hits))
+            return ChatResult(generations=[ChatGeneration(message=AIMessage(content=text))])
+
+    return Judge(messages=iter([]))
+
+
+@pytest.mark.parametrize(("question", "points", "correct", "partial", "wrong"), ORDERING_CARDS)
+async def test_ordering_correct_over_partial_over_wrong(
+    token_counter: Any, question: str, points: list[str], correct: str, partial: str, wrong: str
+) -> None:
+    grader = LLMGrader(judge_from_prompt(points), model_name="judge", counter=token_counter)
+    reference = " ".join(points)
+    scores = []
+    for answer in (correct, partial, wrong):
+        g = await grader.agrade(GradeRequest(question=question, reference=reference, answer=answer))
+        scores.append(g.score)
+    assert scores[0] > scores[1] > scores[2], scores
