@@ -68,7 +68,7 @@ async def test_minimal_loop_question_reference_next(app: Any) -> None:
         first = session.current()
         await app.on_message(cl.Message(content="my answer"))
         assert session.turns[0].answer == "my answer"
-        reference = [m for m in sent if "Score:" in m or "Ungraded" in m][0]
+        reference = next(m for m in sent if "Score:" in m or "Ungraded" in m)
         if first.has_answer:
             assert "From your notes" in reference and first.answer.splitlines()[0][:30] in reference
         else:
