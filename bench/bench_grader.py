@@ -108,8 +108,15 @@ def offline(reqs: list[GradeRequest]) -> None:
     from bot.providers import LocalEmbedder
 
     grader = OfflineGrader(LocalEmbedder(Settings()))
-    for r in reqs[:10]:
+    cold = []
+    for r in reqs:  # first sight of each reference: key points extracted and embedded
+        t0 = time.perf_counter()
         grader.grade(r)
+        cold.append((time.perf_counter() - t0) * 1000)
+    print(
+        f"offline grade, new reference (key points computed): p50 {statistics.median(cold):.1f} ms, "
+        f"p95 {pct(cold, 0.95):.1f} ms"
+    )
     times = []
     for i in range(300):
         r = reqs[i % len(reqs)]
@@ -117,7 +124,7 @@ def offline(reqs: list[GradeRequest]) -> None:
         grader.grade(r.model_copy(update={"answer": r.answer + f" ({i})"}))
         times.append((time.perf_counter() - t0) * 1000)
     print(
-        f"offline grade, warm: p50 {statistics.median(times):.1f} ms, p95 {pct(times, 0.95):.1f} ms"
+        f"offline grade, warm (reference cached): p50 {statistics.median(times):.1f} ms, p95 {pct(times, 0.95):.1f} ms"
         "   target p95 <= 50 ms"
     )
     batch = [

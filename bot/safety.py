@@ -44,7 +44,26 @@ _INJECTION_PATTERNS: tuple[tuple[str, str], ...] = (
     ("fake-grade-table", r"\|\s*(score|grade|band)\s*\|"),
     ("fake-grade-line", r"(^|\n)\s*(final\s+)?(score|grade|band)\s*[:=]\s*(10|excellent|a\+?)\b"),
 )
-_COMPILED = tuple((name, re.compile(rx, re.IGNORECASE)) for name, rx in _INJECTION_PATTERNS)
+# Broader phrasings of talking to the grader (found while calibrating the offline grader).
+_GRADER_ADDRESS = (
+    r"\b(new|updated|real|actual|hidden)\s+instructions?\b",
+    r"^\W*(system|assistant|user|developer|grader|human|ai)\s*(prompt|message)?\s*[:>]",
+    r"\{[^{}]{0,300}[\"']?\b(score|grade|band|verdict|status|points|marks?|correctness|claims)\b[\"']?\s*:",
+    r"\b(score|grade|mark|rating|points?)\s*(is|of|=|:|should be|must be|will be)?\s*\(?\s*"
+    r"(10|ten|full|max(imum)?|perfect)\b(?!\s*(%|percent|features|classes|layers|epochs))",
+    r"\b(10|ten)\s+out\s+of\s+(10|ten)\b|\bfull\s+marks?\b|\bperfect\s+score\b",
+    r"\b(as|you are)\s+(the|an?)\s+(grader|examiner|evaluator)\b",
+    r"\byou\s+(must|should|will|have to|need to)\s+(give|award|assign|grade|score|rate|mark)\b",
+    r"\b(give|award|assign|grant)\s+(me|this|the|my)\b[^.\n]{0,30}\b(score|grade|marks?|points?|10|ten|pass)\b",
+    r"\b(this|the|my)\s+(student'?s?\s+)?(answer|response)\s+(above\s+|below\s+)?(is|was)\s+"
+    r"(fully\s+|completely\s+|totally\s+|entirely\s+)?(correct|right|perfect|excellent|complete)\b",
+    r"\bprompt\s+injection\b|\b(note|message)\s+to\s+the\s+(examiner|grader|evaluator)\b",
+)
+_COMPILED = (
+    *((name, re.compile(rx, re.IGNORECASE)) for name, rx in _INJECTION_PATTERNS),
+    ("grader-address", re.compile("|".join(_GRADER_ADDRESS), re.IGNORECASE)),
+)
+_FENCE_MARK = re.compile(r"```[a-zA-Z]*")
 _SENTENCE_SPLIT = re.compile(r"(?<=[.!?])\s+|\n+")
 _TABLE_ROW = re.compile(r"^\s*\|.*\|\s*$")
 _INVISIBLE = re.compile("[\u200b-\u200f\u202a-\u202e\u2060-\u2064\ufeff]")
@@ -79,6 +98,7 @@ def clean_answer(answer: str) -> CleanAnswer:
         found.append("delimiter")
         text = _DELIMITERS.sub("\n", text)
     kept: list[str] = []
+    text = _FENCE_MARK.sub("\n", text)
     in_fake_table = False
     for sentence in _SENTENCE_SPLIT.split(text):
         hits = [name for name, rx in _COMPILED if rx.search(sentence)]
