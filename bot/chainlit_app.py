@@ -13,7 +13,7 @@ from typing import Any
 import chainlit as cl
 
 from bot.cards import Card
-from bot.grading import Grade, GradeRequest
+from bot.grading import Grade
 from bot.render import grade_md, question_md, reference_md
 from bot.session import DrillSession, SessionConfig
 from bot.settings import get_settings
@@ -89,14 +89,7 @@ async def _grade(res: _Resources, card: Card, answer: str) -> Grade:
     async with cl.Step(name="Retrieve reference", type="retrieval") as step:
         retrieval = await asyncio.to_thread(res.store.related, card, settings.related_k)
         step.output = "\n".join(f"- {h.score:.2f} {h.card.display_question}" for h in retrieval.passages)
-    request = GradeRequest(
-        question=card.display_question,
-        reference=card.answer,
-        answer=answer,
-        passages=[h.card.answer for h in retrieval.passages],
-        card_id=card.id,
-        topic=card.topic,
-    )
+    request = retrieval.request(answer)
     async with cl.Step(name="Grade", type="llm") as step:
         grade: Grade = await res.grader.agrade(request)
         step.output = f"{grade.grader}: {grade.score if grade.graded else 'ungraded'}"

@@ -175,14 +175,7 @@ def grade(
             _err(f"no card with id {card_id!r} (see `interview cards`)")
             sys.exit(EXIT_USAGE)
         retrieval = store.related(card, settings.related_k)
-        request = GradeRequest(
-            question=card.display_question,
-            reference=card.answer,
-            answer=answer,
-            passages=[h.card.answer for h in retrieval.passages],
-            card_id=card.id,
-            topic=card.topic,
-        )
+        request = retrieval.request(answer)
     else:
         request = GradeRequest(question=question or "", reference=reference, answer=answer)
     grader = make_grader(settings, store.embedder if store else None, kind=kind)

@@ -18,6 +18,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from bot.cards import Card
+from bot.grading import GradeRequest
 
 __all__ = ["CardStore", "Embedder", "Hit", "Retrieval", "SyncReport", "collection_name"]
 
@@ -99,6 +100,17 @@ class Retrieval:
     card: Card
     reference: str
     passages: list[Hit]
+
+    def request(self, answer: str) -> GradeRequest:
+        """What a grader needs to grade ``answer`` to this card."""
+        return GradeRequest(
+            question=self.card.display_question,
+            reference=self.reference,
+            answer=answer,
+            passages=[h.card.answer for h in self.passages],
+            card_id=self.card.id,
+            topic=self.card.topic,
+        )
 
 
 @dataclass
