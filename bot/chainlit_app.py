@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import asyncio
 import random
-from dataclasses import dataclass
 from typing import Any
 
 import chainlit as cl
@@ -20,10 +19,12 @@ from bot.settings import get_settings
 from bot.store import CardStore
 
 
-@dataclass
 class _Resources:
-    store: CardStore
-    grader: Any
+    """Per-process store and grader. (Chainlit runs this file outside sys.modules: no dataclasses here.)"""
+
+    def __init__(self, store: CardStore, grader: Any) -> None:
+        self.store = store
+        self.grader = grader
 
 
 _lock = asyncio.Lock()
