@@ -43,6 +43,11 @@ lint: install
 
 bench: install
 	$(BIN)/python bench/bench_store.py
+	$(BIN)/python bench/bench_grader.py
+
+# Grader agreement with human graders on ../shared/datasets (held-out splits).
+eval: install
+	$(BIN)/python bench/offline_agreement.py
 
 # Regenerate requirements.lock after changing dependencies (needs `pip install uv`).
 lock:
