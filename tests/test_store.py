@@ -210,3 +210,24 @@ def test_reopening_in_a_fresh_process_never_builds_chromas_default_model(
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() == "11 What is the F1 score?"
     assert not (home / ".cache" / "chroma").exists()
+
+
+def test_openai_compatible_embeddings_by_configuration(knowledge: Path) -> None:
+    from bot.providers import make_embedder
+    from tests.fake_openai import FakeOpenAI
+
+    with FakeOpenAI(embedding_dim=64) as fake:
+        settings = Settings(
+            embeddings="openai", openai_base_url=fake.base_url, openai_embedding_model="nomic-embed-text"
+        )
+        embedder = make_embedder(settings)
+        assert embedder.model_id == "openai-nomic-embed-text"
+        store = open_store(settings, embedder)
+        assert store.name == "cards-openai-nomic-embed-text"  # never mixed with the local model's vectors
+        summary = ingest([knowledge], store, knowledge)
+        assert summary.added == 11 and store.count() == 11
+        bodies = [r["json"] for r in fake.requests("embeddings")]
+        assert bodies and all(b["model"] == "nomic-embed-text" for b in bodies)
+        assert sum(len(b["input"]) for b in bodies) == 11
+        hits = store.search("harmonic mean of precision and recall", k=3)
+        assert len(hits) == 3 and all(-1 <= h.score <= 1 for h in hits)
