@@ -43,7 +43,7 @@ async def _get_resources() -> _Resources:
             store = await asyncio.to_thread(open_store, settings)
             if await asyncio.to_thread(store.count) == 0:
                 await asyncio.to_thread(ingest, [settings.knowledge_dir], store, settings.knowledge_dir)
-            grader = await asyncio.to_thread(make_grader, settings, store.embedder)
+            grader = await asyncio.to_thread(lambda: make_grader(settings, store.embedder, mode="study"))
             _resources = _Resources(store=store, grader=grader)
         return _resources
 

@@ -186,6 +186,90 @@ def grade(
         click.echo(grade_md(result))
 
 
+@cli.command(name="eval")
+@click.argument("dataset", required=False, type=click.Path(dir_okay=False))
+@click.option("--grader", "kind", type=click.Choice(["offline", "llm"]), help="Default: from settings.")
+@click.option("--split", help="Only rows of this split (SemEval: 'sciEntsBank:test-unseen-answers').")
+@click.option("--limit", type=click.IntRange(1), help="A seeded random sample of N rows.")
+@click.option("--seed", default=0, show_default=True, help="Sampling seed.")
+@click.option("--train-limit", default=400, show_default=True, help="Training rows graded to pick a threshold.")
+@click.option("--json", "as_json", is_flag=True, help="Print the metrics as one JSON object (last line).")
+@click.option("--report", type=click.Path(dir_okay=False), help="Write a Markdown report (+ scatter SVG).")
+@click.option("--simulate", is_flag=True, help="Grade simulated candidates for the notes' cards instead.")
+@click.option("--cards", "n_cards", type=click.IntRange(1), help="With --simulate: how many cards.")
+def eval_command(
+    dataset: str | None,
+    kind: str | None,
+    split: str | None,
+    limit: int | None,
+    seed: int,
+    train_limit: int,
+    as_json: bool,
+    report: str | None,
+    simulate: bool,
+    n_cards: int | None,
+) -> None:
+    """Measure a grader against human grades (DATASET.jsonl) or simulated candidates (--simulate)."""
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from bot.providers import make_grader
+
+    settings = get_settings()
+    if simulate == bool(dataset):
+        _err("give a DATASET.jsonl or --simulate (not both)")
+        sys.exit(EXIT_USAGE)
+    grader = make_grader(settings, kind=kind, mode="eval")
+    if simulate:
+        from bot.ingest import IngestError, collect
+        from bot.simulate import simulate as run_simulation
+
+        try:
+            parsed, _ = collect([settings.knowledge_dir], settings.knowledge_dir)
+        except IngestError as exc:
+            _err(str(exc))
+            sys.exit(EXIT_USAGE)
+        cards = [c for p in parsed for c in p.cards]
+        sim = run_simulation(cards, grader, n_cards=n_cards, seed=seed)
+        click.echo(json.dumps(sim.as_dict(), ensure_ascii=False) if as_json else sim.format_text())
+        return
+    from bot.evaluation import evaluate, format_summary, write_report
+
+    console = Console(stderr=True)
+    try:
+        with Progress(
+            TextColumn("grading"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            console=console,
+            transient=True,
+            disable=not console.is_terminal,
+        ) as bar:
+            task = bar.add_task("grade", total=None)
+            run = evaluate(
+                Path(dataset or ""),
+                grader,
+                split=split,
+                limit=limit,
+                seed=seed,
+                train_limit=train_limit,
+                progress=lambda done, total: bar.update(task, completed=done, total=total),
+            )
+    except (OSError, ValueError) as exc:
+        _err(str(exc))
+        sys.exit(EXIT_USAGE)
+    for bad in run.bad_lines:
+        click.echo(f"warning: {dataset}: {bad}", err=True)
+    if report:
+        path = write_report(report, run.examples, run.grades, run.metrics)
+        click.echo(f"report written to {path}", err=True)
+    if as_json:
+        click.echo(json.dumps(run.metrics.as_dict(), ensure_ascii=False))
+    else:
+        click.echo(format_summary(run.metrics))
+
+
 @cli.command()
 @click.option("--force", is_flag=True, help="Re-export even if the files are up to date.")
 def setup(force: bool) -> None:

@@ -262,7 +262,10 @@ class LLMGrader:
     async def _call(
         self, messages: list[BaseMessage], on_delta: Callable[[str], Awaitable[None]] | None
     ) -> BaseMessage:
-        chain = self._bound()
+        chain = self._bound().with_config(
+            run_name="llm-grader",
+            metadata={"prompt_version": self.prompt_version, "structured_output": self._mode},
+        )
         if on_delta is None:
             return await chain.ainvoke(messages)
         full: AIMessageChunk | None = None

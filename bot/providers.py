@@ -95,19 +95,26 @@ def make_offline_grader(settings: Settings, embedder: Embedder | None = None) ->
     return OfflineGrader(embedder or make_embedder(settings))
 
 
-def make_grader(settings: Settings, embedder: Embedder | None = None, *, kind: str | None = None) -> Any:
-    """The configured grader: the LLM grader (with the offline grader as its fallback) or offline."""
+def make_grader(
+    settings: Settings, embedder: Embedder | None = None, *, kind: str | None = None, mode: str = "cli"
+) -> Any:
+    """The configured grader: the LLM grader (with the offline grader as its fallback) or offline.
+
+    With LangSmith tracing on, every grade is traced with metadata (``mode`` says who asked).
+    """
+    from bot.tracing import maybe_traced
+
     choice = kind or ("llm" if settings.use_llm_grader else "offline")
     offline = make_offline_grader(settings, embedder)
     if choice == "offline":
-        return offline
+        return maybe_traced(offline, mode=mode)
     from bot.budget import TokenCounter
     from bot.llm_grader import LLMGrader
 
     prices = None
     if settings.price_input_per_mtok is not None and settings.price_output_per_mtok is not None:
         prices = (settings.price_input_per_mtok, settings.price_output_per_mtok)
-    return LLMGrader(
+    grader = LLMGrader(
         make_chat_model(settings),
         model_name=settings.llm_model,
         counter=TokenCounter(settings.tiktoken_dir),
@@ -117,6 +124,7 @@ def make_grader(settings: Settings, embedder: Embedder | None = None, *, kind: s
         prompts_dir=settings.prompts_dir,
         prices=prices,
     )
+    return maybe_traced(grader, mode=mode)
 
 
 def make_chroma_client(settings: Settings) -> Any:

@@ -134,3 +134,45 @@ def test_grade_bad_usage_exits_2() -> None:
     assert run("grade", "--question", "q", "--card", "c", "--answer", "x")[0] == 2
     assert run("grade", "--card", "nope", "--answer", "x")[0] == 2
     assert run("grade", "--question", "q")[0] == 2  # --answer missing (click usage error)
+
+
+def test_eval_json_report_and_bad_lines(tmp_path: Path) -> None:
+    rows = [
+        {
+            "question": "What is dropout?",
+            "reference_answer": "Dropout deactivates random neurons in training.",
+            "student_answer": a,
+            "score": s,
+            "score_max": 5,
+            "question_id": "q1",
+        }
+        for a, s in [
+            ("It deactivates random neurons during training.", 5),
+            ("It is a learning rate schedule.", 0),
+            ("Random neurons are switched off.", 4),
+            ("No idea.", 0),
+        ]
+    ]
+    lines = [json.dumps(r) for r in rows]
+    lines.insert(2, "{not json")
+    lines.append(
+        json.dumps({"question": "q", "reference_answer": "r", "student_answer": "a", "score": 9, "score_max": 5})
+    )
+    data = tmp_path / "set.jsonl"
+    data.write_text("\n".join(lines) + "\n")
+    report = tmp_path / "report.md"
+    code, out, err = run("eval", str(data), "--grader", "offline", "--json", "--report", str(report))
+    assert code == 0
+    metrics = json.loads(out.strip().splitlines()[-1])
+    assert {"n", "ungraded", "pearson", "spearman", "qwk", "rmse", "mae"} <= metrics.keys()
+    assert metrics["n"] == 4 and metrics["bad_lines"] == 2
+    assert "line 3" in err and "line 6" in err
+    assert report.exists() and report.with_suffix(".svg").exists()
+
+
+def test_eval_simulate_and_usage_errors(monkeypatch: pytest.MonkeyPatch, real_notes: Path) -> None:
+    monkeypatch.setenv("INTERVIEW_KNOWLEDGE_DIR", str(real_notes.parent))
+    code, out, _ = run("eval", "--simulate", "--cards", "3", "--json")
+    assert code == 0 and json.loads(out)["overall_accuracy"] >= 0.8
+    assert run("eval")[0] == 2
+    assert run("eval", "missing.jsonl")[0] == 2
