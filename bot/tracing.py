@@ -9,11 +9,14 @@ serialises API keys as masked secrets.
 from __future__ import annotations
 
 import os
+import sys
+import urllib.request
+from functools import lru_cache
 from typing import Any
 
 from bot.grading import Grade, GradeRequest
 
-__all__ = ["TracedGrader", "maybe_traced", "tracing_enabled"]
+__all__ = ["TracedGrader", "endpoint_reachable", "maybe_traced", "tracing_enabled"]
 
 
 def tracing_enabled() -> bool:
@@ -60,5 +63,39 @@ class TracedGrader:
         return getattr(self._inner, item)
 
 
+_DEFAULT_ENDPOINT = "https://api.smith.langchain.com"
+
+
+def _endpoint() -> str:
+    return (os.environ.get("LANGSMITH_ENDPOINT") or os.environ.get("LANGCHAIN_ENDPOINT") or _DEFAULT_ENDPOINT).rstrip(
+        "/"
+    )
+
+
+@lru_cache(maxsize=1)
+def endpoint_reachable(timeout: float = 2.0) -> bool:
+    """One quick probe of ``/info``: an unreachable endpoint would otherwise delay exit by minutes."""
+    try:
+        with urllib.request.urlopen(f"{_endpoint()}/info", timeout=timeout) as resp:
+            return 200 <= int(resp.status) < 300
+    except (OSError, ValueError):
+        return False
+
+
+def _disable_tracing(reason: str) -> None:
+    for var in ("LANGSMITH_TRACING", "LANGCHAIN_TRACING_V2"):
+        os.environ[var] = "false"
+    print(f"warning: LangSmith tracing is off for this run: {reason}", file=sys.stderr)
+
+
 def maybe_traced(grader: Any, *, mode: str) -> Any:
-    return TracedGrader(grader, mode=mode) if tracing_enabled() else grader
+    """Wrap the grader for tracing when tracing is on and the endpoint answers; otherwise warn and go on."""
+    if not tracing_enabled():
+        return grader
+    if not (os.environ.get("LANGSMITH_API_KEY") or os.environ.get("LANGCHAIN_API_KEY")):
+        _disable_tracing("LANGSMITH_TRACING is set but LANGSMITH_API_KEY is not")
+        return grader
+    if not endpoint_reachable():
+        _disable_tracing(f"{_endpoint()} did not answer (check LANGSMITH_ENDPOINT and your network)")
+        return grader
+    return TracedGrader(grader, mode=mode)

@@ -153,3 +153,49 @@ def test_cli_grade_is_traced_with_metadata_and_no_secrets(recorder: Recorder, tm
     assert any(r.get("name") == "llm-grader" for r in recorder.runs)  # the model call is nested
     everything = b"".join(recorder.raw)
     assert SECRET_OPENAI.encode() not in everything and SECRET_LANGSMITH.encode() not in everything
+
+
+@pytest.mark.slow
+def test_unreachable_endpoint_warns_and_exits_promptly(tmp_path: Path) -> None:
+    import socket
+    import time
+
+    with socket.socket() as s:  # a port nobody listens on
+        s.bind(("127.0.0.1", 0))
+        dead = s.getsockname()[1]
+    env = {
+        **os.environ,
+        "LANGSMITH_TRACING": "true",
+        "LANGCHAIN_TRACING_V2": "true",
+        "LANGSMITH_ENDPOINT": f"http://127.0.0.1:{dead}",
+        "LANGSMITH_API_KEY": SECRET_LANGSMITH,
+        "INTERVIEW_DATA_DIR": str(tmp_path / "data"),
+    }
+    started = time.monotonic()
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "bot",
+            "grade",
+            "--question",
+            "What is dropout?",
+            "--reference",
+            "Dropout deactivates random neurons during training.",
+            "--answer",
+            "Random neurons are off.",
+            "--grader",
+            "offline",
+            "--json",
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+        check=False,
+    )
+    elapsed = time.monotonic() - started
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout)["status"] == "graded"
+    assert "LangSmith tracing is off for this run" in proc.stderr and str(dead) in proc.stderr
+    assert elapsed < 20, elapsed
