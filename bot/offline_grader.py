@@ -182,9 +182,10 @@ class _Result:
 _IDK = re.compile(
     r"^\W*(?:(?:sorry|honestly|um+|uh+|hmm+)\W+)*"
     r"(?:i\s+(?:really\s+)?(?:do\s*n[o']?t|dont|have\s+no|can'?t|cannot)\s+(?:know|remember|recall|idea|clue|understand)"
-    r"|i\s+(?:am\s+|'m\s+)?not\s+sure|(?:i\s+)?(?:dunno|idk|no\s+idea|no\s+clue|not\s+sure|pass|skip|forgot)"
+    r"|i(?:\s+am|'m|’m)?\s+not\s+sure|(?:i\s+)?(?:dunno|idk|no\s+idea|no\s+clue|not\s+sure|pass|skip|forgot)"
     r"|no\s+(?:answer|submission|response)|n/?a|\?+)"
-    r"(?:\W+(?:sorry|really|at\s+all|the\s+answer|this(?:\s+one)?|it|what\s+(?:it|this)\s+is|honestly))*\W*$",
+    r"(?:\W+(?:sorry|really|at\s+all|the\s+answer|about|on|for|regarding|this|that|one|question|topic|it|what|is|"
+    r"honestly|can|could|we|i|skip|move|next|please|maybe|later|come\s+back|to|of))*\W*$",
     re.IGNORECASE,
 )
 _DEPTH_CUES = re.compile(
