@@ -195,6 +195,9 @@ def grade(
 @click.option("--train-limit", default=400, show_default=True, help="Training rows graded to pick a threshold.")
 @click.option("--json", "as_json", is_flag=True, help="Print the metrics as one JSON object (last line).")
 @click.option("--report", type=click.Path(dir_okay=False), help="Write a Markdown report (+ scatter SVG).")
+@click.option("--langsmith", "use_langsmith", is_flag=True, help="Run as a LangSmith experiment (needs a key).")
+@click.option("--experiment-prefix", help="LangSmith experiment prefix (default: the grader's name).")
+@click.option("--dataset-name", help="LangSmith dataset name (default: file stem and split).")
 @click.option("--simulate", is_flag=True, help="Grade simulated candidates for the notes' cards instead.")
 @click.option("--cards", "n_cards", type=click.IntRange(1), help="With --simulate: how many cards.")
 def eval_command(
@@ -206,6 +209,9 @@ def eval_command(
     train_limit: int,
     as_json: bool,
     report: str | None,
+    use_langsmith: bool,
+    experiment_prefix: str | None,
+    dataset_name: str | None,
     simulate: bool,
     n_cards: int | None,
 ) -> None:
@@ -232,6 +238,9 @@ def eval_command(
         cards = [c for p in parsed for c in p.cards]
         sim = run_simulation(cards, grader, n_cards=n_cards, seed=seed)
         click.echo(json.dumps(sim.as_dict(), ensure_ascii=False) if as_json else sim.format_text())
+        return
+    if use_langsmith:
+        _langsmith_experiment(Path(dataset or ""), grader, split, limit, seed, experiment_prefix, dataset_name)
         return
     from bot.evaluation import evaluate, format_summary, write_report
 
@@ -268,6 +277,33 @@ def eval_command(
         click.echo(json.dumps(run.metrics.as_dict(), ensure_ascii=False))
     else:
         click.echo(format_summary(run.metrics))
+
+
+def _langsmith_experiment(
+    path: Path, grader: Any, split: str | None, limit: int | None, seed: int, prefix: str | None, name: str | None
+) -> None:
+    import contextlib
+
+    from bot.evaluation import load_dataset
+    from bot.langsmith_eval import LangSmithUnavailable, run_langsmith_experiment
+
+    try:
+        examples, bad = load_dataset(path, split=split, limit=limit, seed=seed)
+    except (OSError, ValueError) as exc:
+        _err(str(exc))
+        sys.exit(EXIT_USAGE)
+    for line in bad:
+        click.echo(f"warning: {path}: {line}", err=True)
+    dataset_name = name or (path.stem + (f"-{split}" if split else ""))
+    try:
+        with contextlib.redirect_stdout(sys.stderr):  # langsmith prints its own progress
+            summary = run_langsmith_experiment(
+                examples, grader, dataset_name=dataset_name, experiment_prefix=prefix or grader.name
+            )
+    except LangSmithUnavailable as exc:
+        _err(str(exc))
+        sys.exit(3)
+    click.echo(json.dumps(summary.as_dict(), ensure_ascii=False))
 
 
 @cli.command()

@@ -16,6 +16,8 @@ from typing import Any
 
 import pytest
 
+from tests.langsmith_recorder import langsmith_recorder  # noqa: F401  (fixture)
+
 ROOT = Path(__file__).resolve().parents[1]
 DATA = Path(__file__).resolve().parent / "data"
 REAL_NOTES = ROOT / "knowledge" / "ml-interview-notes.txt"

@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 from click.testing import CliRunner
@@ -176,3 +177,26 @@ def test_eval_simulate_and_usage_errors(monkeypatch: pytest.MonkeyPatch, real_no
     assert code == 0 and json.loads(out)["overall_accuracy"] >= 0.8
     assert run("eval")[0] == 2
     assert run("eval", "missing.jsonl")[0] == 2
+
+
+def test_eval_langsmith_experiment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, langsmith_recorder: Any) -> None:
+    rows = [
+        {
+            "question": "What is dropout?",
+            "reference_answer": "Dropout deactivates random neurons in training.",
+            "student_answer": a,
+            "score": s,
+            "score_max": 1,
+        }
+        for a, s in [("It deactivates random neurons during training.", 1), ("A learning rate schedule.", 0)]
+    ]
+    data = tmp_path / "mini.jsonl"
+    data.write_text("\n".join(json.dumps(r) for r in rows) + "\n")
+    monkeypatch.setenv("LANGSMITH_ENDPOINT", langsmith_recorder.url)
+    monkeypatch.setenv("LANGSMITH_API_KEY", "lsv2_test_key")
+    code, out, _ = run("eval", str(data), "--grader", "offline", "--langsmith", "--experiment-prefix", "offline-test")
+    assert code == 0, out
+    summary = json.loads(out.strip().splitlines()[-1])
+    assert summary["dataset_name"] == "mini" and summary["n"] == 2
+    assert summary["experiment_name"].startswith("offline-test")
+    assert len(langsmith_recorder.examples) == 2 and langsmith_recorder.feedback

@@ -2,112 +2,27 @@
 
 from __future__ import annotations
 
-import email.policy
 import json
 import os
 import subprocess
 import sys
-import threading
-from collections.abc import Iterator
-from email.parser import BytesParser
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from tests.fake_openai import FakeOpenAI, Reply
+from tests.langsmith_recorder import LangSmithRecorder
 from tests.test_llm_grader import reply
 
 SECRET_OPENAI = "sk-test-SECRET-openai-123"
 SECRET_LANGSMITH = "lsv2_pt_SECRET_langsmith_456"
 
 
-class Recorder:
-    """Accepts LangSmith run uploads (multipart or JSON) and keeps every run payload it sees."""
-
-    def __init__(self) -> None:
-        self.raw: list[bytes] = []
-        self.runs: list[dict[str, Any]] = []
-        recorder = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *args: Any) -> None:
-                pass
-
-            def _body(self) -> bytes:
-                return self.rfile.read(int(self.headers.get("Content-Length") or 0))
-
-            def _json(self, obj: Any, status: int = 200) -> None:
-                data = json.dumps(obj).encode()
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-
-            def do_GET(self) -> None:
-                if self.path.rstrip("/").endswith("/info"):
-                    self._json({"version": "0.10.0"})
-                else:
-                    self._json({})
-
-            def do_POST(self) -> None:
-                body = self._body()
-                recorder.raw.append(body)
-                ctype = self.headers.get("Content-Type", "")
-                if ctype.startswith("multipart/"):
-                    msg = BytesParser(policy=email.policy.default).parsebytes(
-                        f"Content-Type: {ctype}\r\n\r\n".encode() + body
-                    )
-                    parts: dict[str, dict[str, Any]] = {}
-                    for part in msg.iter_parts():
-                        name = part.get_param("name", header="content-disposition") or ""
-                        payload = part.get_payload(decode=True) or b""
-                        kind, _, rest = str(name).partition(".")
-                        run_id, _, field = rest.partition(".")
-                        entry = parts.setdefault(f"{kind}.{run_id}", {})
-                        try:
-                            value = json.loads(payload)
-                        except ValueError:
-                            continue
-                        if field:
-                            entry[field] = value
-                        elif isinstance(value, dict):
-                            entry.update(value)
-                    recorder.runs.extend(parts.values())
-                elif body:
-                    data = json.loads(body)
-                    if isinstance(data, dict):
-                        for key in ("post", "patch"):
-                            recorder.runs.extend(data.get(key, []) or [])
-                        if "name" in data:
-                            recorder.runs.append(data)
-                self._json({})
-
-            do_PATCH = do_POST
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-
-    def __enter__(self) -> Recorder:
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc: Any) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-
-
-@pytest.fixture
-def recorder() -> Iterator[Recorder]:
-    with Recorder() as rec:
-        yield rec
-
-
 @pytest.mark.slow
-def test_cli_grade_is_traced_with_metadata_and_no_secrets(recorder: Recorder, tmp_path: Path) -> None:
+def test_cli_grade_is_traced_with_metadata_and_no_secrets(
+    langsmith_recorder: LangSmithRecorder, tmp_path: Path
+) -> None:
+    recorder = langsmith_recorder
     with FakeOpenAI() as fake:
         fake.chat.default = lambda req: Reply.content(reply(("hit", "missed")))
         env = {
@@ -145,12 +60,13 @@ def test_cli_grade_is_traced_with_metadata_and_no_secrets(recorder: Recorder, tm
         )
     assert proc.returncode == 0, proc.stderr
     assert json.loads(proc.stdout)["grader"] == "llm:gpt-4o-mini"
-    grade_runs = [r for r in recorder.runs if r.get("name") == "grade"]
-    assert grade_runs, f"no grade run recorded; saw {[r.get('name') for r in recorder.runs]}"
+    runs = list(recorder.runs.values())
+    grade_runs = [r for r in runs if r.get("name") == "grade"]
+    assert grade_runs, f"no grade run recorded; saw {[r.get('name') for r in runs]}"
     meta = grade_runs[0].get("extra", {}).get("metadata", {})
     assert meta["grader"] == "llm:gpt-4o-mini" and meta["mode"] == "cli"
     assert meta["prompt_version"].startswith("grader-") and "card_id" in meta
-    assert any(r.get("name") == "llm-grader" for r in recorder.runs)  # the model call is nested
+    assert any(r.get("name") == "llm-grader" for r in runs)  # the model call is nested
     everything = b"".join(recorder.raw)
     assert SECRET_OPENAI.encode() not in everything and SECRET_LANGSMITH.encode() not in everything
 
