@@ -200,6 +200,13 @@ def grade(
 @click.option("--dataset-name", help="LangSmith dataset name (default: file stem and split).")
 @click.option("--simulate", is_flag=True, help="Grade simulated candidates for the notes' cards instead.")
 @click.option("--cards", "n_cards", type=click.IntRange(1), help="With --simulate: how many cards.")
+@click.option(
+    "--candidates",
+    type=click.Choice(["auto", "llm", "template"]),
+    default="auto",
+    show_default=True,
+    help="With --simulate: who writes the answers ('auto' = the LLM when one is configured).",
+)
 def eval_command(
     dataset: str | None,
     kind: str | None,
@@ -214,6 +221,7 @@ def eval_command(
     dataset_name: str | None,
     simulate: bool,
     n_cards: int | None,
+    candidates: str,
 ) -> None:
     """Measure a grader against human grades (DATASET.jsonl) or simulated candidates (--simulate)."""
     from rich.console import Console
@@ -236,7 +244,13 @@ def eval_command(
             _err(str(exc))
             sys.exit(EXIT_USAGE)
         cards = [c for p in parsed for c in p.cards]
-        sim = run_simulation(cards, grader, n_cards=n_cards, seed=seed)
+        writer = None
+        if candidates == "llm" or (candidates == "auto" and settings.llm_configured):
+            from bot.providers import make_chat_model
+            from bot.simulate import LLMCandidateWriter
+
+            writer = LLMCandidateWriter(make_chat_model(settings), prompts_dir=settings.prompts_dir)
+        sim = run_simulation(cards, grader, n_cards=n_cards, seed=seed, writer=writer)
         click.echo(json.dumps(sim.as_dict(), ensure_ascii=False) if as_json else sim.format_text())
         return
     if use_langsmith:

@@ -26,13 +26,15 @@ quality is known by construction:
 A check whose grades are missing (ungraded, except for ``empty==0``) counts as failed. Ordering
 accuracy is the share of checks that hold, per check type and overall.
 
-Only offline (template-built) candidates exist so far. Candidates written by an LLM (more natural
-paraphrases and misconceptions) are planned but not implemented; there is deliberately no stub for it.
+With an LLM configured, :class:`LLMCandidateWriter` writes the ``correct``, ``partial`` and ``wrong``
+answers instead (natural paraphrases and plausible misconceptions, prompts in ``prompts/simulate.*``);
+a card whose LLM reply is unusable falls back to the template candidates, and the report counts both.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import random
 import re
 from collections import defaultdict
@@ -137,6 +139,7 @@ class SimulationReport:
     grader: str
     seed: int
     n_cards: int
+    llm_cards: int = 0  # cards whose correct/partial/wrong answers an LLM wrote
     passed: dict[str, int] = field(default_factory=dict)
     total: dict[str, int] = field(default_factory=dict)
     mean_scores: dict[str, float | None] = field(default_factory=dict)
@@ -161,6 +164,7 @@ class SimulationReport:
             "grader": self.grader,
             "seed": self.seed,
             "n_cards": self.n_cards,
+            "llm_cards": self.llm_cards,
             "overall_accuracy": self.overall,
             "checks": {
                 c: {"passed": self.passed.get(c, 0), "total": self.total.get(c, 0), "accuracy": self.accuracy(c)}
@@ -177,7 +181,8 @@ class SimulationReport:
             return "  n/a" if x is None else f"{100 * x:5.1f}%"
 
         lines = [
-            f"Simulated candidates — grader {self.grader}, {self.n_cards} cards, seed {self.seed}",
+            f"Simulated candidates — grader {self.grader}, {self.n_cards} cards, seed {self.seed}, "
+            f"{self.llm_cards} with LLM-written answers",
             f"Overall ordering accuracy: {pct(self.overall)}",
         ]
         for c in CHECKS:
@@ -375,6 +380,45 @@ def _check(name: str, s: dict[str, float | None]) -> bool:
     return a > b
 
 
+class LLMCandidateWriter:
+    """Asks a chat model for correct / partial / wrong answers to a card (JSON, validated)."""
+
+    KEYS = ("correct", "partial", "wrong")
+
+    def __init__(self, chat_model: Any, *, prompts_dir: Any = None) -> None:
+        from bot.prompts import load_prompt
+
+        self._chat = chat_model
+        self._system = load_prompt("simulate.system", prompts_dir)
+        self._user = load_prompt("simulate.user", prompts_dir)
+
+    async def write(self, card: Card) -> dict[str, str] | None:
+        """The three answers, or None when the model's reply is unusable (the caller falls back)."""
+        from langchain_core.messages import HumanMessage, SystemMessage
+
+        schema = {
+            "type": "object",
+            "properties": {k: {"type": "string", "maxLength": 1200} for k in self.KEYS},
+            "required": list(self.KEYS),
+        }
+        chain = self._chat.bind(
+            response_format={"type": "json_schema", "json_schema": {"name": "Candidates", "schema": schema}}
+        )
+        messages = [
+            SystemMessage(self._system.format()),
+            HumanMessage(self._user.format(question=card.display_question, reference=card.answer)),
+        ]
+        try:
+            reply = await chain.ainvoke(messages)
+            text = str(reply.content).strip().removeprefix("```json").removeprefix("```").removesuffix("```")
+            data = json.loads(text)
+        except Exception:  # a bad reply or a failed call: use template candidates for this card
+            return None
+        if not isinstance(data, dict) or not all(isinstance(data.get(k), str) and data[k].strip() for k in self.KEYS):
+            return None
+        return {k: data[k].strip() for k in self.KEYS}
+
+
 async def asimulate(
     cards: Sequence[Card],
     grader: Grader,
@@ -382,21 +426,46 @@ async def asimulate(
     n_cards: int | None = None,
     seed: int = 0,
     concurrency: int = 4,
+    writer: LLMCandidateWriter | None = None,
 ) -> SimulationReport:
-    """Build candidates for up to ``n_cards`` cards (all with an answer when None) and grade them."""
+    """Build candidates for up to ``n_cards`` cards (all with an answer when None) and grade them.
+
+    With a ``writer``, the correct / partial / wrong answers come from the LLM (template fallback).
+    """
     chosen = _select_cards(cards, n_cards, random.Random(seed))
     all_cards = list(cards)
     candidates: list[tuple[Card, Candidate]] = []
-    for card in chosen:
+    written: list[dict[str, str] | None] = [None] * len(chosen)
+    if writer is not None:
+        gate = asyncio.Semaphore(concurrency)
+
+        async def one(card: Card) -> dict[str, str] | None:
+            async with gate:
+                return await writer.write(card)
+
+        written = list(await asyncio.gather(*(one(c) for c in chosen)))
+    llm_cards = 0
+    for card, by_llm in zip(chosen, written, strict=True):
         rng = random.Random(f"{seed}:{card.id}")
-        candidates.extend((card, cand) for cand in build_candidates(card, all_cards, rng))
+        built = build_candidates(card, all_cards, rng)
+        if by_llm is not None:
+            llm_cards += 1
+            injection = next(c for c in built if c.kind == "injected").answer.rsplit("\n\n", 1)[-1]
+            replace = {**by_llm, "injected": f"{by_llm['wrong']}\n\n{injection}"}
+            built = [
+                Candidate(
+                    c.kind, replace.get(c.kind, c.answer), c.card_id, "" if c.kind in replace else c.source_card_id
+                )
+                for c in built
+            ]
+        candidates.extend((card, cand) for cand in built)
     requests = [
         GradeRequest(question=c.display_question, reference=c.answer, answer=cand.answer, card_id=c.id, topic=c.topic)
         for c, cand in candidates
     ]
     grades = await _grade_all(grader, requests, concurrency)
 
-    report = SimulationReport(grader=grader.name, seed=seed, n_cards=len(chosen))
+    report = SimulationReport(grader=grader.name, seed=seed, n_cards=len(chosen), llm_cards=llm_cards)
     per_card: dict[str, dict[str, float | None]] = defaultdict(dict)
     for (card, cand), grade in zip(candidates, grades, strict=True):
         per_card[card.id][cand.kind] = grade.score if grade.graded else None
@@ -423,6 +492,7 @@ def simulate(
     n_cards: int | None = None,
     seed: int = 0,
     concurrency: int = 4,
+    writer: LLMCandidateWriter | None = None,
 ) -> SimulationReport:
     """Synchronous :func:`asimulate` (CLI, tests). Not for use inside a running event loop."""
-    return asyncio.run(asimulate(cards, grader, n_cards=n_cards, seed=seed, concurrency=concurrency))
+    return asyncio.run(asimulate(cards, grader, n_cards=n_cards, seed=seed, concurrency=concurrency, writer=writer))

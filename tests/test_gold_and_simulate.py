@@ -157,3 +157,27 @@ def test_simulation_ordering_with_offline_grader(cards: list[Card], offline_grad
     assert data["n_cards"] == 10 and set(data["checks"]) == set(CHECKS)
     assert json.loads(json.dumps(data)) == data
     assert report.overall is not None and report.overall >= SIM_ACCURACY_FLOOR
+
+
+def test_llm_written_candidates_with_template_fallback(fake_chat: Any, local_embedder: Any, real_notes: Path) -> None:
+
+    from bot.offline_grader import OfflineGrader
+    from bot.simulate import LLMCandidateWriter, simulate
+
+    cards = [c for c in parse_file(real_notes, "ml-interview-notes.txt") if c.answer.strip()]
+    chosen = [c for c in cards if c.display_question in ("Why we use drop out?", "What is overfitting?")]
+    good = json.dumps(
+        {
+            "correct": "Dropout randomly switches off a share of neurons while training so the model cannot overfit.",
+            "partial": "It turns off some neurons.",
+            "wrong": "Dropout lowers the learning rate after every epoch.",
+        }
+    )
+    chat = fake_chat([good, "not json at all"])
+    report = simulate(chosen, OfflineGrader(local_embedder), seed=1, concurrency=1, writer=LLMCandidateWriter(chat))
+    assert report.llm_cards == 1 and report.n_cards == 2
+    sent = [str(m.content) for call in chat.calls for m in call["messages"]]
+    assert any("<reference_answer>" in m for m in sent)
+    assert chat.calls[0]["kwargs"]["response_format"]["type"] == "json_schema"
+    llm_row = next(r for r in report.rows if r["question"] == chosen[0].display_question or r["correct"] is not None)
+    assert llm_row["correct"] is not None and llm_row["empty"] in (0.0, None)
