@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +22,19 @@ def _err(message: str) -> None:
     click.echo(f"error: {message}", err=True)
 
 
+@contextlib.contextmanager
+def _progress(label: str) -> Iterator[Callable[[int, int], None]]:
+    """A transient progress bar on stderr (hidden when stderr is not a terminal)."""
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    console = Console(stderr=True)
+    columns = (TextColumn(label), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+    with Progress(*columns, console=console, transient=True, disable=not console.is_terminal) as bar:
+        task = bar.add_task(label, total=None)
+        yield lambda done, total: bar.update(task, completed=done, total=total)
+
+
 def _paths(settings: Settings, paths: Sequence[str]) -> list[Path]:
     return [Path(p) for p in paths] if paths else [settings.knowledge_dir]
 
@@ -35,9 +49,6 @@ def cli() -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
 def ingest(paths: tuple[str, ...], as_json: bool) -> None:
     """Parse notes (default: the knowledge folder) and sync them into the card store."""
-    from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
     from bot.embeddings import EmbeddingModelMissing
     from bot.ingest import IngestError, collect
     from bot.ingest import ingest as run_ingest
@@ -50,23 +61,9 @@ def ingest(paths: tuple[str, ...], as_json: bool) -> None:
     except IngestError as exc:
         _err(str(exc))
         sys.exit(EXIT_USAGE)
-    console = Console(stderr=True)
     try:
         store = open_store(settings)
-        with Progress(
-            TextColumn("embedding cards"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TimeElapsedColumn(),
-            console=console,
-            transient=True,
-            disable=not console.is_terminal,
-        ) as bar:
-            task = bar.add_task("embed", total=None)
-
-            def progress(done: int, total: int) -> None:
-                bar.update(task, completed=done, total=total)
-
+        with _progress("embedding cards") as progress:
             summary = run_ingest(targets, store, settings.knowledge_dir, progress=progress)
     except IngestError as exc:
         _err(str(exc))
@@ -224,9 +221,6 @@ def eval_command(
     candidates: str,
 ) -> None:
     """Measure a grader against human grades (DATASET.jsonl) or simulated candidates (--simulate)."""
-    from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
     from bot.providers import make_grader
 
     settings = get_settings()
@@ -258,18 +252,8 @@ def eval_command(
         return
     from bot.evaluation import evaluate, format_summary, write_report
 
-    console = Console(stderr=True)
     try:
-        with Progress(
-            TextColumn("grading"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TimeElapsedColumn(),
-            console=console,
-            transient=True,
-            disable=not console.is_terminal,
-        ) as bar:
-            task = bar.add_task("grade", total=None)
+        with _progress("grading") as progress:
             run = evaluate(
                 Path(dataset or ""),
                 grader,
@@ -277,7 +261,7 @@ def eval_command(
                 limit=limit,
                 seed=seed,
                 train_limit=train_limit,
-                progress=lambda done, total: bar.update(task, completed=done, total=total),
+                progress=progress,
             )
     except (OSError, ValueError) as exc:
         _err(str(exc))
@@ -296,7 +280,6 @@ def eval_command(
 def _langsmith_experiment(
     path: Path, grader: Any, split: str | None, limit: int | None, seed: int, prefix: str | None, name: str | None
 ) -> None:
-    import contextlib
 
     from bot.evaluation import load_dataset
     from bot.langsmith_eval import LangSmithUnavailable, run_langsmith_experiment
