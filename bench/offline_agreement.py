@@ -34,6 +34,8 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bot.evaluation import pearson as ev_pearson  # noqa: E402
+from bot.evaluation import spearman as ev_spearman  # noqa: E402
 from bot.grading import GradeRequest  # noqa: E402
 from bot.keypoints import STOPWORDS, tokens  # noqa: E402
 from bot.offline_grader import FEATURES, PARAMS_PATH, OfflineGrader, OfflineParams  # noqa: E402
@@ -110,27 +112,14 @@ def targets(rows: list[dict[str, object]]) -> np.ndarray:
 
 
 def pearson(x: np.ndarray, y: np.ndarray) -> float:
-    if np.std(x) == 0 or np.std(y) == 0:
-        return float("nan")
-    return float(np.corrcoef(x, y)[0, 1])
-
-
-def rankdata(x: np.ndarray) -> np.ndarray:
-    order = np.argsort(x, kind="mergesort")
-    ranks = np.empty(len(x))
-    sx = x[order]
-    i = 0
-    while i < len(x):
-        j = i
-        while j + 1 < len(x) and sx[j + 1] == sx[i]:
-            j += 1
-        ranks[order[i : j + 1]] = (i + j) / 2
-        i = j + 1
-    return ranks
+    """Pearson as a float (NaN when undefined), for fitting loops."""
+    r = ev_pearson(x, y)
+    return float("nan") if r is None else r
 
 
 def spearman(x: np.ndarray, y: np.ndarray) -> float:
-    return pearson(rankdata(x), rankdata(y))
+    r = ev_spearman(x, y)
+    return float("nan") if r is None else r
 
 
 def rmse(x: np.ndarray, y: np.ndarray) -> float:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import json
 import sys
+import time
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -57,14 +58,17 @@ def ingest(paths: tuple[str, ...], as_json: bool) -> None:
     settings = get_settings()
     targets = _paths(settings, paths)
     try:
-        collect(targets, settings.knowledge_dir)  # validate before opening (and creating) the store
+        started = time.perf_counter()
+        collected = collect(targets, settings.knowledge_dir)  # validate before opening (and creating) the store
     except IngestError as exc:
         _err(str(exc))
         sys.exit(EXIT_USAGE)
     try:
         store = open_store(settings)
         with _progress("embedding cards") as progress:
-            summary = run_ingest(targets, store, settings.knowledge_dir, progress=progress)
+            summary = run_ingest(
+                targets, store, settings.knowledge_dir, progress=progress, collected=collected, started=started
+            )
     except IngestError as exc:
         _err(str(exc))
         sys.exit(EXIT_USAGE)

@@ -222,27 +222,26 @@ def _safe_ungraded(reason: str, grader: Any) -> Grade:
     return ungraded(reason, grader=str(getattr(grader, "name", "unknown")))
 
 
-def grade_examples(
-    examples: Sequence[Example],
+async def agrade_requests(
+    requests: Sequence[GradeRequest],
     grader: Grader | Any,
     *,
     progress: Progress | None = None,
     batch_size: int = 64,
     concurrency: int = DEFAULT_CONCURRENCY,
 ) -> list[Grade]:
-    """One grade per example, in order. Uses ``grader.grade_many`` (batched) when present, else
-    ``agrade`` under an ``asyncio.Semaphore(concurrency)`` in one ``asyncio.run``. Never raises for a
-    single failing answer: it becomes ``ungraded``. ``progress(done, total)`` after each batch/answer."""
-    total = len(examples)
-    requests = [ex.request() for ex in examples]
+    """One grade per request, in order. Uses ``grader.grade_many`` (batched, in a worker thread) when
+    present, else ``agrade`` under an ``asyncio.Semaphore(concurrency)``. Never raises for a failing
+    answer: it becomes ``ungraded``. ``progress(done, total)`` after each batch/answer."""
+    total = len(requests)
     grade_many = getattr(grader, "grade_many", None)
     if callable(grade_many):
         out: list[Grade] = []
         step = max(1, batch_size)
         for start in range(0, total, step):
-            chunk = requests[start : start + step]
+            chunk = list(requests[start : start + step])
             try:
-                got = list(grade_many(chunk))
+                got = list(await asyncio.to_thread(grade_many, chunk))
                 if len(got) != len(chunk):
                     raise RuntimeError(f"grade_many returned {len(got)} grades for {len(chunk)} answers")
             except Exception as exc:
@@ -252,31 +251,52 @@ def grade_examples(
                 progress(len(out), total)
         return out
 
-    async def run_all() -> list[Grade]:
-        sem = asyncio.Semaphore(max(1, concurrency))
-        done = 0
+    sem = asyncio.Semaphore(max(1, concurrency))
+    done = 0
 
-        async def one(req: GradeRequest) -> Grade:
-            nonlocal done
-            async with sem:
-                try:
-                    result: Grade = await grader.agrade(req)
-                except Exception as exc:
-                    result = _safe_ungraded(f"grader failed: {type(exc).__name__}: {exc}", grader)
-            done += 1
-            if progress is not None:
-                progress(done, total)
-            return result
+    async def one(req: GradeRequest) -> Grade:
+        nonlocal done
+        async with sem:
+            try:
+                result: Grade = await grader.agrade(req)
+            except Exception as exc:
+                result = _safe_ungraded(f"grader failed: {type(exc).__name__}: {exc}", grader)
+        done += 1
+        if progress is not None:
+            progress(done, total)
+        return result
 
-        return list(await asyncio.gather(*(one(r) for r in requests)))
+    return list(await asyncio.gather(*(one(r) for r in requests)))
+
+
+def grade_examples(
+    examples: Sequence[Example],
+    grader: Grader | Any,
+    *,
+    progress: Progress | None = None,
+    batch_size: int = 64,
+    concurrency: int = DEFAULT_CONCURRENCY,
+) -> list[Grade]:
+    """Synchronous :func:`agrade_requests` over the examples' requests."""
+
+    def run() -> list[Grade]:
+        return asyncio.run(
+            agrade_requests(
+                [ex.request() for ex in examples],
+                grader,
+                progress=progress,
+                batch_size=batch_size,
+                concurrency=concurrency,
+            )
+        )
 
     try:
         asyncio.get_running_loop()
     except RuntimeError:
-        return asyncio.run(run_all())
+        return run()
     # Called from inside an event loop (e.g. a notebook): run the batch on a worker thread.
     with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
-        return pool.submit(asyncio.run, run_all()).result()
+        return pool.submit(run).result()
 
 
 # --------------------------------------------------------------------------- statistics

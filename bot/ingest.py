@@ -128,13 +128,17 @@ def ingest(
     knowledge_dir: Path,
     *,
     progress: Callable[[int, int], None] | None = None,
+    collected: tuple[list[ParsedFile], list[str]] | None = None,
+    started: float | None = None,
 ) -> IngestSummary:
     """Parse ``paths`` and sync their cards into the store (incremental and idempotent).
 
-    Records whose note file no longer exists are removed too (deleted notes).
+    Records whose note file no longer exists are removed too (deleted notes). Pass ``collected``
+    (the result of :func:`collect` for the same paths) when the caller already validated them, and
+    ``started`` (a ``time.perf_counter()`` value) so the summary's seconds include that parsing.
     """
-    started = time.perf_counter()
-    parsed, warnings = collect(paths, knowledge_dir)
+    started = time.perf_counter() if started is None else started
+    parsed, warnings = collected if collected is not None else collect(paths, knowledge_dir)
     cards = [c for p in parsed for c in p.cards]
 
     def gone(meta: dict[str, Any]) -> bool:

@@ -43,7 +43,8 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from bot.cards import Card
-from bot.grading import Grade, Grader, GradeRequest
+from bot.evaluation import agrade_requests
+from bot.grading import Grader, GradeRequest
 from bot.keypoints import STOPWORDS, clean_text, extract_key_points, tokens
 
 __all__ = [
@@ -347,20 +348,6 @@ def _select_cards(cards: Sequence[Card], n_cards: int | None, rng: random.Random
     return chosen
 
 
-async def _grade_all(grader: Grader, requests: list[GradeRequest], concurrency: int) -> list[Grade]:
-    batch = getattr(grader, "grade_many", None)
-    if callable(batch):
-        grades: list[Grade] = list(await asyncio.to_thread(batch, requests))
-        return grades
-    sem = asyncio.Semaphore(max(1, concurrency))
-
-    async def one(req: GradeRequest) -> Grade:
-        async with sem:
-            return await grader.agrade(req)
-
-    return list(await asyncio.gather(*(one(r) for r in requests)))
-
-
 def _check(name: str, s: dict[str, float | None]) -> bool:
     if name == "empty==0":
         return s["empty"] is None or s["empty"] == 0
@@ -463,7 +450,7 @@ async def asimulate(
         GradeRequest(question=c.display_question, reference=c.answer, answer=cand.answer, card_id=c.id, topic=c.topic)
         for c, cand in candidates
     ]
-    grades = await _grade_all(grader, requests, concurrency)
+    grades = await agrade_requests(requests, grader, concurrency=concurrency)
 
     report = SimulationReport(grader=grader.name, seed=seed, n_cards=len(chosen), llm_cards=llm_cards)
     per_card: dict[str, dict[str, float | None]] = defaultdict(dict)

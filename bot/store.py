@@ -11,7 +11,7 @@ from __future__ import annotations
 import functools
 import json
 import re
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -228,9 +228,10 @@ class CardStore:
         return sorted({c.topic for c in self.all_cards()})
 
     def _query(self, vector: np.ndarray | list[float], k: int, exclude: str | None = None) -> list[Hit]:
-        if k <= 0 or self.count() == 0:
+        total = self.count() if k > 0 else 0
+        if total == 0:
             return []
-        n = min(k + (1 if exclude else 0), self.count())
+        n = min(k + (1 if exclude else 0), total)
         res = self._collection.query(
             query_embeddings=[list(map(float, vector))], n_results=n, include=["metadatas", "distances"]
         )
@@ -275,8 +276,3 @@ def _metadata(card: Card, source_file: str, digest: str) -> dict[str, Any]:
 
 def _card(meta: Any) -> Card:
     return Card.model_validate_json(meta["card"])
-
-
-def iter_batches(items: Sequence[Any], size: int) -> Iterable[Sequence[Any]]:
-    for start in range(0, len(items), size):
-        yield items[start : start + size]

@@ -12,6 +12,8 @@ import numpy as np
 import pytest
 
 from bot.cards import Card
+from bot.evaluation import pearson as ev_pearson
+from bot.evaluation import spearman as ev_spearman
 from bot.grading import GradeRequest
 from bot.notes import parse_file
 from bot.simulate import CHECKS, KINDS, SimulationReport, build_candidates, simulate
@@ -64,20 +66,6 @@ def offline_grader(local_embedder: Any) -> Any:
     return OfflineGrader(local_embedder)
 
 
-def _rank(x: np.ndarray) -> np.ndarray:
-    order = np.argsort(x, kind="stable")
-    ranks = np.empty(len(x))
-    sorted_x = x[order]
-    i = 0
-    while i < len(x):
-        j = i
-        while j + 1 < len(x) and sorted_x[j + 1] == sorted_x[i]:
-            j += 1
-        ranks[order[i : j + 1]] = (i + j) / 2
-        i = j + 1
-    return ranks
-
-
 def test_gold_file_is_well_formed(gold: list[dict[str, Any]], cards: list[Card]) -> None:
     by_id = {c.id: c for c in cards}
     for i, row in enumerate(gold):
@@ -121,8 +109,8 @@ def test_offline_grader_agrees_with_gold(gold: list[dict[str, Any]], offline_gra
     grades = offline_grader.grade_many(requests)
     truth = np.array([r["score"] for r in gold], dtype=float)
     pred = np.array([g.score if g.score is not None else 0.0 for g in grades], dtype=float)
-    pearson = float(np.corrcoef(truth, pred)[0, 1])
-    spearman = float(np.corrcoef(_rank(truth), _rank(pred))[0, 1])
+    pearson = float(ev_pearson(truth, pred) or 0.0)
+    spearman = float(ev_spearman(truth, pred) or 0.0)
     mae = float(np.abs(truth - pred).mean())
     per_kind = defaultdict(list)
     for r, p in zip(gold, pred, strict=True):

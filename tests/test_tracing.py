@@ -18,6 +18,15 @@ SECRET_OPENAI = "sk-test-SECRET-openai-123"
 SECRET_LANGSMITH = "lsv2_pt_SECRET_langsmith_456"
 
 
+def grade_in_subprocess(env: dict[str, str], grader: str, answer: str) -> subprocess.CompletedProcess[str]:
+    """`interview grade --json` in a fresh process (so LangSmith's client starts from the env)."""
+    args = ["grade", "--question", "What is dropout?", "--answer", answer, "--grader", grader, "--json"]
+    args += ["--reference", "Dropout deactivates random neurons during training to curb overfitting."]
+    return subprocess.run(
+        [sys.executable, "-m", "bot", *args], capture_output=True, text=True, env=env, timeout=120, check=False
+    )
+
+
 @pytest.mark.slow
 def test_cli_grade_is_traced_with_metadata_and_no_secrets(
     langsmith_recorder: LangSmithRecorder, tmp_path: Path
@@ -36,28 +45,7 @@ def test_cli_grade_is_traced_with_metadata_and_no_secrets(
             "OPENAI_API_KEY": SECRET_OPENAI,
             "INTERVIEW_DATA_DIR": str(tmp_path / "data"),
         }
-        proc = subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "bot",
-                "grade",
-                "--question",
-                "What is dropout?",
-                "--reference",
-                "Dropout deactivates random neurons during training to curb overfitting.",
-                "--answer",
-                "It turns off random neurons while training.",
-                "--grader",
-                "llm",
-                "--json",
-            ],
-            capture_output=True,
-            text=True,
-            env=env,
-            timeout=120,
-            check=False,
-        )
+        proc = grade_in_subprocess(env, "llm", "It turns off random neurons while training.")
     assert proc.returncode == 0, proc.stderr
     assert json.loads(proc.stdout)["grader"] == "llm:gpt-4o-mini"
     runs = list(recorder.runs.values())
@@ -88,28 +76,7 @@ def test_unreachable_endpoint_warns_and_exits_promptly(tmp_path: Path) -> None:
         "INTERVIEW_DATA_DIR": str(tmp_path / "data"),
     }
     started = time.monotonic()
-    proc = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "bot",
-            "grade",
-            "--question",
-            "What is dropout?",
-            "--reference",
-            "Dropout deactivates random neurons during training.",
-            "--answer",
-            "Random neurons are off.",
-            "--grader",
-            "offline",
-            "--json",
-        ],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=60,
-        check=False,
-    )
+    proc = grade_in_subprocess(env, "offline", "Random neurons are off.")
     elapsed = time.monotonic() - started
     assert proc.returncode == 0, proc.stderr
     assert json.loads(proc.stdout)["status"] == "graded"
