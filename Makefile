@@ -51,7 +51,7 @@ eval: install
 
 # Regenerate requirements.lock after changing dependencies (needs `pip install uv`).
 lock:
-	uv pip compile pyproject.toml --extra dev --extra export --python-version 3.11 \
+	uv pip compile pyproject.toml --extra dev --extra export --extra postgres --python-version 3.11 \
 		--no-emit-package torch --no-header -o requirements.lock
 
 clean:

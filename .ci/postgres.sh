@@ -1,0 +1,2 @@
+#!/usr/bin/env bash
+# Sourced by .ci/run. (placeholder until filled in)
