@@ -159,6 +159,14 @@ class GradeRequest(BaseModel):
     passages: list[str] = Field(default_factory=list, description="Related passages from other cards.")
     card_id: str | None = None
     topic: str = ""
+    appeal: str = Field(
+        "", description="The candidate's argument that an earlier grade was wrong (appeals only); untrusted."
+    )
+
+    @property
+    def answer_with_appeal(self) -> str:
+        """The answer plus the appeal's argument: what a grader without a separate appeal channel grades."""
+        return f"{self.answer}\n\n{self.appeal}" if self.appeal.strip() else self.answer
 
 
 class Grader(Protocol):

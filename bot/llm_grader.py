@@ -91,6 +91,9 @@ class _Unsupported(Exception):
     """The server rejected the structured-output request format."""
 
 
+# An appeal is a short argument, not a second answer: longer ones are cut before the prompt.
+APPEAL_MAX_CHARS = 2000
+
 _FENCE = re.compile(r"^```(?:json)?\s*|\s*```$", re.S)
 
 
@@ -193,6 +196,7 @@ class LLMGrader:
         self._noref: Prompt = load("grader.no_reference")
         self._passages: Prompt = load("grader.passages")
         self._json_mode: Prompt = load("grader.json_mode")
+        self._appeal: Prompt = load("grader.appeal")
         self.prompt_version = self._system.version
         self._schema = GraderOutput.model_json_schema()
         self.last_prompt: list[BaseMessage] = []  # for tests and debugging: what the model received
@@ -213,7 +217,9 @@ class LLMGrader:
             text += "\n\n" + self._json_mode.format(schema=json.dumps(self._schema, separators=(",", ":")))
         return text
 
-    def _user_text(self, question: str, reference: str, passages: list[str], answer: str, note: str) -> str:
+    def _user_text(
+        self, question: str, reference: str, passages: list[str], answer: str, note: str, appeal: str = ""
+    ) -> str:
         ref_block = self._ref.format(reference=reference) if reference.strip() else self._noref.format()
         pas_block = self._passages.format(passages="\n\n".join(f"- {p}" for p in passages)) if passages else ""
         return self._user.format(
@@ -222,17 +228,19 @@ class LLMGrader:
             passages_block=pas_block,
             answer=answer,
             answer_note=note,
+            appeal_block=self._appeal.format(appeal=appeal) if appeal else "",
         )
 
     def build_messages(self, request: GradeRequest, answer: str) -> tuple[list[BaseMessage], list[str], bool]:
         """Render the prompt within the token budget. Returns (messages, notes, answer_trimmed)."""
         system = self._system_text()
+        appeal = clean_answer(request.appeal[:APPEAL_MAX_CHARS]).text if request.appeal.strip() else ""
 
         def note_for(ans: str) -> str:
             return "\n(The answer above was cut to fit; grade what is there.)" if ans != answer else ""
 
         def render(reference: str, passages: list[str], ans: str) -> str:
-            return system + "\n" + self._user_text(request.question, reference, passages, ans, note_for(ans))
+            return system + "\n" + self._user_text(request.question, reference, passages, ans, note_for(ans), appeal)
 
         fitted = fit_prompt(
             reference=request.reference,
@@ -243,7 +251,7 @@ class LLMGrader:
             budget=self._budget,
         )
         user = self._user_text(
-            request.question, fitted.reference, fitted.passages, fitted.answer, note_for(fitted.answer)
+            request.question, fitted.reference, fitted.passages, fitted.answer, note_for(fitted.answer), appeal
         )
         prompt = ChatPromptTemplate.from_messages([("system", "{system}"), ("human", "{user}")])
         messages = prompt.format_messages(system=system, user=user)

@@ -414,7 +414,7 @@ class OfflineGrader:
                 answers.append(None)
                 spans.append((0, 0))
                 continue
-            prepared = self._answer(requests[len(answers)].answer, ref.q_stems, ref.question)
+            prepared = self._answer(requests[len(answers)].answer_with_appeal, ref.q_stems, ref.question)
             answers.append(prepared)
             start = len(seg_texts)
             if prepared.stems:
