@@ -11,7 +11,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import AliasChoices, Field, SecretStr
+from pydantic import AliasChoices, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 __all__ = ["Settings", "default_models_dir", "get_settings"]
@@ -34,7 +34,7 @@ class Settings(BaseSettings):
     data_dir: Path = Field(
         Path(".data"),
         validation_alias=_env("INTERVIEW_DATA_DIR"),
-        description="Where the embedded Chroma store (and later the SQLite history) live.",
+        description="Where the embedded Chroma store and the SQLite practice history live.",
     )
     knowledge_dir: Path = Field(
         Path("knowledge"),
@@ -128,8 +128,75 @@ class Settings(BaseSettings):
         validation_alias=_env("INTERVIEW_EMBED_THREADS"),
         description="ONNX Runtime intra-op threads for local embeddings (0 = min(2, CPUs), no spin-waiting).",
     )
+    database_url: SecretStr | None = Field(
+        None,
+        validation_alias=_env("DATABASE_URL"),
+        description="Practice history: a SQLAlchemy URL (postgresql+psycopg://...); unset = SQLite in the data dir.",
+    )
+    users: SecretStr = Field(
+        SecretStr(""),
+        validation_alias=_env("INTERVIEW_USERS"),
+        description="Users and password hashes, 'alice:scrypt$...,bob:scrypt$...' (interview hash-password); "
+        "empty = no login, one local user.",
+    )
+    desired_retention: float = Field(
+        0.9,
+        gt=0.5,
+        lt=1.0,
+        validation_alias=_env("INTERVIEW_DESIRED_RETENTION"),
+        description="FSRS target recall probability when a card comes due.",
+    )
+    leech_threshold: int = Field(
+        6,
+        ge=1,
+        validation_alias=_env("INTERVIEW_LEECH_THRESHOLD"),
+        description="A card rated Again this many times is flagged: rewrite that note.",
+    )
+    again_below: float = Field(
+        4.0,
+        ge=0,
+        le=10,
+        validation_alias=_env("INTERVIEW_AGAIN_BELOW"),
+        description="Scores (0-10) below this rate the card Again.",
+    )
+    hard_below: float = Field(
+        6.5,
+        ge=0,
+        le=10,
+        validation_alias=_env("INTERVIEW_HARD_BELOW"),
+        description="Scores below this (and not below INTERVIEW_AGAIN_BELOW) rate Hard.",
+    )
+    easy_from: float = Field(
+        8.5,
+        ge=0,
+        le=10,
+        validation_alias=_env("INTERVIEW_EASY_FROM"),
+        description="Scores from this up rate Easy; between INTERVIEW_HARD_BELOW and this, Good.",
+    )
+    min_coverage: float = Field(
+        0.25,
+        ge=0,
+        le=1,
+        validation_alias=_env("INTERVIEW_MIN_COVERAGE"),
+        description="Fewer key points hit than this share rates Again, whatever the score.",
+    )
     host: str = Field("127.0.0.1", validation_alias=_env("HOST"), description="Address the web app listens on.")
     port: int = Field(8000, validation_alias=_env("PORT"), description="Port the web app listens on.")
+
+    @model_validator(mode="after")
+    def _rating_thresholds_ordered(self) -> Settings:
+        if not self.again_below <= self.hard_below <= self.easy_from:
+            raise ValueError(
+                "rating thresholds must satisfy INTERVIEW_AGAIN_BELOW <= INTERVIEW_HARD_BELOW <= INTERVIEW_EASY_FROM"
+            )
+        return self
+
+    @property
+    def history_url(self) -> str:
+        """The SQLAlchemy URL of the practice history (DATABASE_URL or SQLite in the data dir)."""
+        if self.database_url is not None and self.database_url.get_secret_value().strip():
+            return self.database_url.get_secret_value().strip()
+        return f"sqlite:///{(self.data_dir / 'history.sqlite3').resolve()}"
 
     @property
     def llm_configured(self) -> bool:

@@ -16,6 +16,7 @@ from typing import Any
 
 import pytest
 
+from tests.db_fixtures import db_url, history  # noqa: F401  (fixtures)
 from tests.langsmith_recorder import langsmith_recorder  # noqa: F401  (fixture)
 
 ROOT = Path(__file__).resolve().parents[1]
