@@ -1,116 +1,335 @@
-"""Chainlit adapter: wires chat events to the core. No session logic lives here.
+"""Chainlit adapter: wires chat events to the core and renders the session's events. No session logic.
 
-Run with ``interview web`` (or ``make run``).
+Run with ``interview web`` (or ``make run``). Everything slow (store, models, grading, database)
+runs in worker threads or async clients, so one slow grade never stalls another user.
+(Chainlit loads this file outside ``sys.modules``: no dataclasses here.)
 """
 
 from __future__ import annotations
 
 import asyncio
-import random
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
 from typing import Any
 
 import chainlit as cl
+from chainlit.input_widget import MultiSelect, Select, Slider, Switch
 
-from bot.cards import Card
-from bot.grading import Grade
-from bot.render import grade_md, question_md, reference_md
-from bot.session import DrillSession, SessionConfig
+from bot.coach import Coach, StartRequest, parse_start
+from bot.render import follow_up_md, graded_md, hint_md, question_md, reference_md, source_line
+from bot.report import build_report, report_figure, report_md
+from bot.session import (
+    AppealRequested,
+    Asked,
+    Command,
+    Feedback,
+    Finished,
+    FollowUpAsked,
+    Graded,
+    Grading,
+    Hint,
+    InterviewSession,
+    Mode,
+    Notice,
+    Reference,
+    Retrieved,
+    SessionConfig,
+    Skipped,
+)
 from bot.settings import get_settings
-from bot.store import CardStore
-
-
-class _Resources:
-    """Per-process store and grader. (Chainlit runs this file outside sys.modules: no dataclasses here.)"""
-
-    def __init__(self, store: CardStore, grader: Any) -> None:
-        self.store = store
-        self.grader = grader
-
 
 _lock = asyncio.Lock()
-_resources: _Resources | None = None
+_coach: Coach | None = None
+
+ACTION_LABELS = {
+    "hint": ("💡 Hint", "lightbulb"),
+    "skip": ("Skip", "skip-forward"),
+    "reveal": ("Reveal reference", "book-open"),
+    "retry": ("Retry", "rotate-ccw"),
+    "appeal": ("I think I was right", "scale"),
+    "next": ("Next question", "arrow-right"),
+    "end": ("End session", "square"),
+}
 
 
-async def _get_resources() -> _Resources:
-    """Open the store and grader once per process, off the event loop; ingest if the store is empty."""
-    global _resources
+async def get_coach() -> Coach:
+    """One coach per process, opened off the event loop on first use."""
+    global _coach
     async with _lock:
-        if _resources is None:
-            from bot.ingest import ingest
-            from bot.providers import make_grader, open_store
-
-            settings = get_settings()
-            store = await asyncio.to_thread(open_store, settings)
-            if await asyncio.to_thread(store.count) == 0:
-                await asyncio.to_thread(ingest, [settings.knowledge_dir], store, settings.knowledge_dir)
-            grader = await asyncio.to_thread(lambda: make_grader(settings, store.embedder, mode="study"))
-            _resources = _Resources(store=store, grader=grader)
-        return _resources
+        if _coach is None:
+            _coach = await asyncio.to_thread(Coach.open, get_settings())
+        return _coach
 
 
-def _grader_line(grader: Any) -> str:
-    if grader.name == "offline":
-        return (
-            "Grading: **offline grader** (no model configured). For an LLM grader set `OPENAI_API_KEY`, "
-            "or point `OPENAI_BASE_URL` at an OpenAI-compatible server such as Ollama "
-            "(`http://localhost:11434/v1`) and set `INTERVIEW_LLM_MODEL`."
-        )
-    return f"Grading: **{grader.name}** (falls back to the offline grader if the model fails)."
+def _actions(card_id: str, *names: str) -> list[cl.Action]:
+    return [
+        cl.Action(name=n, payload={"card_id": card_id}, label=ACTION_LABELS[n][0], icon=ACTION_LABELS[n][1])
+        for n in names
+    ]
 
 
-async def _ask(session: DrillSession) -> None:
-    card = session.current()
-    if card is None:
-        await cl.Message(content=f"That's all {session.total} questions. Start a new chat to drill again.").send()
-        return
-    await cl.Message(content=question_md(card, session.index + 1, session.total)).send()
+def _defaults(values: dict[str, Any] | None) -> SessionConfig:
+    v = values or {}
+    return SessionConfig(
+        mode=Mode(v.get("mode") or "study"),
+        n_questions=int(v.get("n_questions") or 5),
+        topics=tuple(v.get("topics") or ()),
+        important_first=bool(v.get("important_first", True)),
+        follow_ups=bool(v.get("follow_ups", True)),
+    )
+
+
+@cl.set_starters
+async def starters(user: Any = None, language: Any = None) -> list[cl.Starter]:
+    coach = await get_coach()
+    topics = coach.topics()
+    out = [
+        cl.Starter(label="Quick drill: 5 questions", message="/drill 5"),
+        cl.Starter(label="Mock interview", message="/interview"),
+    ]
+    if topics:
+        out.append(cl.Starter(label=f"Mock interview: {topics[0]}", message=f"/interview {topics[0]}"))
+    out += [
+        cl.Starter(label="Review what's due", message="/review"),
+        cl.Starter(label="Progress", message="/progress"),
+    ]
+    return out
 
 
 @cl.on_chat_start
 async def start() -> None:
-    res = await _get_resources()
-    cards: list[Card] = await asyncio.to_thread(res.store.all_cards)
-    if not cards:
-        await cl.Message(content="No questions found in your notes. Add .txt/.md notes to `knowledge/`.").send()
-        return
-    session = DrillSession.start(cards, SessionConfig(n_questions=5), rng=random.Random())
-    cl.user_session.set("session", session)
-    await cl.Message(
-        content=(
-            f"Hi! I'll ask you {session.total} questions from your notes ({len(cards)} cards). "
-            "Type your answer as a normal message; I grade it and show the reference answer "
-            f"from your notes.\n\n{_grader_line(res.grader)}"
-        )
+    """Send the chat settings only: the starters stay visible until the first message."""
+    coach = await get_coach()
+    topics = coach.topics()
+    values = await cl.ChatSettings(
+        [
+            Select(
+                id="mode",
+                label="Mode",
+                values=["study", "interview"],
+                initial_value="study",
+                description="Study shows the reference after each answer; interview hides it and asks follow-ups.",
+            ),
+            MultiSelect(id="topics", label="Topics (none = all)", items={t: t for t in topics}, initial=[]),
+            Slider(id="n_questions", label="Questions", initial=5, min=1, max=20, step=1),
+            Switch(id="important_first", label="Important questions first", initial=True),
+            Switch(id="follow_ups", label="Follow-up questions (interview mode)", initial=True),
+        ]
     ).send()
-    await _ask(session)
+    cl.user_session.set("prefs", values)
+    cl.user_session.set("turn_lock", asyncio.Lock())
 
 
-async def _grade(res: _Resources, card: Card, answer: str) -> Grade:
-    settings = get_settings()
-    async with cl.Step(name="Retrieve reference", type="retrieval") as step:
-        retrieval = await asyncio.to_thread(res.store.related, card, settings.related_k)
-        step.output = "\n".join(f"- {h.score:.2f} {h.card.display_question}" for h in retrieval.passages)
-    request = retrieval.request(answer)
-    async with cl.Step(name="Grade", type="llm") as step:
-        grade: Grade = await res.grader.agrade(request)
-        step.output = f"{grade.grader}: {grade.score if grade.graded else 'ungraded'}"
-    return grade
+@cl.on_settings_update
+async def settings_update(values: dict[str, Any]) -> None:
+    cl.user_session.set("prefs", values)
+    session: InterviewSession | None = cl.user_session.get("session")
+    if session is not None and not session.finished:
+        await cl.Message(content="Settings saved: they apply to the next session (`/end` finishes this one).").send()
+
+
+def _turn_lock() -> asyncio.Lock:
+    lock: asyncio.Lock | None = cl.user_session.get("turn_lock")
+    if lock is None:
+        lock = asyncio.Lock()
+        cl.user_session.set("turn_lock", lock)
+    return lock
 
 
 @cl.on_message
 async def on_message(message: cl.Message) -> None:
-    session: DrillSession | None = cl.user_session.get("session")
-    if session is None or session.finished:
-        await cl.Message(content="This session is over. Start a new chat to drill again.").send()
+    async with _turn_lock():
+        text = message.content or ""
+        session: InterviewSession | None = cl.user_session.get("session")
+        coach = await get_coach()
+        request = parse_start(text, _defaults(cl.user_session.get("prefs")), coach.topics())
+        if session is None or session.finished or request is not None:
+            await _start(coach, session, request, text)
+            return
+        await _render(session, session.handle(text))
+
+
+async def _start(coach: Coach, previous: InterviewSession | None, request: StartRequest | None, text: str) -> None:
+    if request is None:
+        if previous is not None and previous.finished:
+            await cl.Message(
+                content="This session is over. Pick a starter, or type `/drill`, `/interview` or `/review`."
+            ).send()
+            return
+        request = StartRequest(kind="session", config=_defaults(cl.user_session.get("prefs")))
+    if request.kind == "progress":
+        await cl.Message(content="Progress needs history; it arrives with the history store.").send()
         return
-    text = (message.content or "").strip()
-    if not text:
-        await cl.Message(content="Your answer was empty. Type what you know, even a partial answer.").send()
+    if previous is not None and not previous.finished:
+        await _render(previous, previous.command(Command.END))
+    cards = await asyncio.to_thread(coach.cards)
+    if not cards:
+        await cl.Message(
+            content="No questions found in your notes. Add .txt/.md notes to `knowledge/` and restart."
+        ).send()
         return
-    res = await _get_resources()
-    card = session.current()
-    assert card is not None
-    grade = await _grade(res, card, text)
-    session.answer(text)
-    await cl.Message(content=grade_md(grade) + "\n\n" + reference_md(card)).send()
-    await _ask(session)
+    session = coach.new_session(request.config)
+    if session.total == 0:
+        await cl.Message(content="No cards match those topics. Change the topics in the settings panel.").send()
+        return
+    cl.user_session.set("session", session)
+    cl.user_session.set("tasks", None)
+    mode = session.config.mode
+    how = (
+        "I show the reference answer from your notes after each answer."
+        if mode is Mode.STUDY
+        else "I keep the reference answers for the report at the end, and may ask follow-ups."
+    )
+    intro = [
+        f"**{mode.value.capitalize()} session: {session.total} questions**"
+        + (f" on _{', '.join(session.config.topics)}_" if session.config.topics else "")
+        + f". {how}",
+        "Answer in a normal message. Commands (or the buttons): `/hint` `/skip` `/reveal` `/retry` "
+        "`/appeal <why>` `/next` `/end`.",
+        coach.grader_line(),
+    ]
+    if request.note:
+        intro.insert(0, f"_{request.note}_")
+    await cl.Message(content="\n\n".join(intro)).send()
+    await _render(session, session.begin())
+
+
+async def _tasks(session: InterviewSession) -> cl.TaskList:
+    tasks: cl.TaskList | None = cl.user_session.get("tasks")
+    if tasks is None:
+        tasks = cl.TaskList()
+        for q in session.questions:
+            title = q.card.display_question
+            await tasks.add_task(cl.Task(title=f"Question {q.number} of {session.total}: {title[:60]}"))
+        cl.user_session.set("tasks", tasks)
+    return tasks
+
+
+async def _progress(session: InterviewSession, current: int | None) -> None:
+    tasks = await _tasks(session)
+    for q, task in zip(session.questions, tasks.tasks, strict=False):
+        if q.skipped and not q.answered:
+            task.status = cl.TaskStatus.FAILED
+        elif q.done or (q.answered and q.number != current):
+            task.status = cl.TaskStatus.DONE
+        elif q.number == current:
+            task.status = cl.TaskStatus.RUNNING
+        else:
+            task.status = cl.TaskStatus.READY
+    done = sum(q.done for q in session.questions)
+    tasks.status = "Finished" if session.finished else f"{done} of {session.total} done"
+    await tasks.send()
+
+
+async def _render(session: InterviewSession, events: AsyncIterator[Any]) -> None:
+    """Turn the core's events into messages, steps and elements."""
+    grade_step: cl.Step | None = None
+    stream: cl.Message | None = None
+    async for event in events:
+        if isinstance(event, Asked):
+            await cl.Message(
+                content=question_md(event.card, event.number, event.total, retry=event.retry, resumed=event.resumed),
+                actions=_actions(event.card.id, "hint", "skip", "reveal", "end"),
+            ).send()
+            await _progress(session, event.number)
+        elif isinstance(event, FollowUpAsked):
+            await cl.Message(
+                content=follow_up_md(event.text, event.number, event.of),
+                actions=_actions(event.card.id, "hint", "next", "end"),
+            ).send()
+        elif isinstance(event, Grading):
+            grade_step = cl.Step(name="Grade", type="llm", default_open=False)
+            grade_step.input = f"{event.kind.value}: {event.card.display_question}"
+            await grade_step.send()
+        elif isinstance(event, Retrieved):
+            async with cl.Step(
+                name="Retrieve reference", type="retrieval", parent_id=grade_step.id if grade_step else None
+            ) as step:
+                step.output = "\n".join(
+                    [f"reference: {source_line(event.card)}"]
+                    + [f"- {h.score:.2f} {h.card.display_question}" for h in event.retrieval.passages]
+                )
+        elif isinstance(event, Feedback):
+            if session.config.mode is Mode.STUDY:  # interview mode may follow up first: no live grade
+                if stream is None:
+                    stream = cl.Message(content="")
+                await stream.stream_token(event.text)
+        elif isinstance(event, Graded):
+            grade = event.grade
+            if grade_step is not None:
+                grade_step.output = (
+                    f"{grade.grader}: {grade.score:.1f}/10 ({grade.band.value if grade.band else ''})"
+                    if grade.graded
+                    else f"{grade.grader}: ungraded — {grade.ungraded_reason}"
+                )
+                grade_step.end = datetime.now(UTC).isoformat()
+                await grade_step.update()
+                grade_step = None
+            if event.follow_up_next:
+                if stream is not None:
+                    await stream.remove()
+                    stream = None
+                continue  # the interviewer probes first; the question's grade comes after the follow-ups
+            names = ["retry", "appeal"] + (["reveal"] if session.config.mode is Mode.INTERVIEW else [])
+            content = graded_md(
+                grade,
+                event.card,
+                show_reference=event.show_reference,
+                previous=event.previous,
+                kind=event.attempt.kind.value,
+            )
+            if stream is not None:
+                stream.content = content
+                stream.actions = _actions(event.card.id, *names)
+                await stream.update()
+                stream = None
+            else:
+                await cl.Message(content=content, actions=_actions(event.card.id, *names)).send()
+        elif isinstance(event, Hint):
+            await cl.Message(content=hint_md(event.point, event.used)).send()
+        elif isinstance(event, Reference):
+            await cl.Message(content=reference_md(event.card)).send()
+        elif isinstance(event, Skipped):
+            await cl.Message(content=f"Skipped: _{event.card.display_question}_").send()
+        elif isinstance(event, AppealRequested):
+            await cl.Message(
+                content=(
+                    f"Tell me why you think your answer to _{event.card.display_question}_ deserved more. "
+                    "Your next message is your argument; I'll re-grade with it and keep both grades."
+                )
+            ).send()
+        elif isinstance(event, Notice):
+            await cl.Message(content=event.text).send()
+        elif isinstance(event, Finished):
+            await _progress(session, None)
+            await _report(session)
+
+
+async def _report(session: InterviewSession) -> None:
+    report = build_report(session)
+    md = report_md(report)
+    elements: list[Any] = []
+    if report.items:
+        figure = await asyncio.to_thread(report_figure, report)
+        elements.append(cl.Plotly(name="scores by topic", figure=figure, display="inline", size="large"))
+    stamp = session.started_at.strftime("%Y-%m-%d-%H%M")
+    elements.append(
+        cl.File(name=f"interview-report-{stamp}.md", content=md.encode(), display="inline", mime="text/markdown")
+    )
+    await cl.Message(
+        content=md + "\n\nStart again with a starter, `/drill`, `/interview` or `/review`.", elements=elements
+    ).send()
+
+
+async def _on_action(action: cl.Action) -> None:
+    async with _turn_lock():
+        session: InterviewSession | None = cl.user_session.get("session")
+        if session is None:
+            await cl.Message(content="No session is running. Pick a starter or type `/drill`.").send()
+            return
+        card_id = (action.payload or {}).get("card_id")
+        await _render(session, session.command(Command(action.name), card_id=card_id))
+
+
+for _name in ACTION_LABELS:
+    cl.action_callback(_name)(_on_action)

@@ -127,6 +127,15 @@ def make_grader(
     return maybe_traced(grader, mode=mode)
 
 
+def make_follow_up_writer(settings: Settings) -> Any:
+    """Interviewer follow-ups: written by the chat model when an LLM grader is configured, else offline."""
+    from bot.followups import LLMFollowUps, OfflineFollowUps
+
+    if settings.use_llm_grader:
+        return LLMFollowUps(make_chat_model(settings), prompts_dir=settings.prompts_dir)
+    return OfflineFollowUps()
+
+
 def make_chroma_client(settings: Settings) -> Any:
     """Embedded PersistentClient under the data dir, or an HttpClient when CHROMA_HOST is set."""
     import chromadb

@@ -5,7 +5,15 @@ from __future__ import annotations
 from bot.cards import Card
 from bot.grading import Grade
 
-__all__ = ["grade_md", "question_md", "reference_md", "source_line"]
+__all__ = [
+    "follow_up_md",
+    "grade_md",
+    "graded_md",
+    "hint_md",
+    "question_md",
+    "reference_md",
+    "source_line",
+]
 
 
 def source_line(card: Card) -> str:
@@ -14,9 +22,33 @@ def source_line(card: Card) -> str:
     return f"{s.path}, {lines}"
 
 
-def question_md(card: Card, k: int, n: int) -> str:
+def question_md(card: Card, k: int, n: int, *, retry: bool = False, resumed: bool = False) -> str:
     star = " · ⭐ important" if card.important else ""
-    return f"**Question {k} of {n}** · _{card.topic}_{star}\n\n### {card.display_question}"
+    lead = "Retry — " if retry else ("Back to " if resumed else "")
+    note = (
+        "" if card.has_answer else "\n\n_Your notes have no answer for this one; I'll grade it from general knowledge._"
+    )
+    return f"**{lead}Question {k} of {n}** · _{card.topic}_{star}\n\n### {card.display_question}{note}"
+
+
+def follow_up_md(text: str, number: int, of: int) -> str:
+    return f"**Follow-up {number} of {of}** — {text}"
+
+
+def hint_md(point: str, used: int) -> str:
+    return f"💡 Hint {used}: one key point from your notes —\n\n{quote(point)}"
+
+
+def graded_md(grade: Grade, card: Card, *, show_reference: bool, previous: Grade | None = None, kind: str = "") -> str:
+    """The message shown after an answer: the grade, what it replaced, and (study mode) the reference."""
+    head = ""
+    if previous is not None and previous.graded and grade.graded:
+        what = "Appeal" if kind == "appeal" else "Retry"
+        head = f"_{what}: {previous.score:.1f} → {grade.score:.1f} (both grades are kept)._\n\n"
+    body = head + grade_md(grade)
+    if show_reference:
+        body += "\n\n" + reference_md(card)
+    return body
 
 
 def quote(text: str) -> str:

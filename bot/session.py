@@ -446,6 +446,11 @@ class InterviewSession:
         if self.phase is Phase.APPEAL and command is not Command.APPEAL:
             self.phase = self._resume_phase  # any other command cancels a pending appeal
             self._target = None
+        if command in (Command.HINT, Command.SKIP, Command.NEXT) and card_id is not None:
+            open_q = self._open()
+            if open_q is None or open_q.card.id != card_id:
+                yield Notice("That button belongs to an earlier question; use the buttons on the current one.")
+                return
         handler = {
             Command.HINT: self._hint,
             Command.SKIP: self._skip,

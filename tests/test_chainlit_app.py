@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import importlib
+import threading
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -19,12 +21,35 @@ def app(monkeypatch: pytest.MonkeyPatch, seeded: Path, local_embedder: Any) -> A
     real_open = bot.providers.open_store
     monkeypatch.setattr(bot.providers, "open_store", lambda s, e=None: real_open(s, local_embedder))
     module = importlib.import_module("bot.chainlit_app")
-    monkeypatch.setattr(module, "_resources", None)
+    monkeypatch.setattr(module, "_coach", None)
     return module
 
 
+class Sent:
+    """What the app sent to the browser: messages (with their actions) and elements."""
+
+    def __init__(self) -> None:
+        self.steps: list[dict[str, Any]] = []
+        self.actions: dict[str, list[dict[str, Any]]] = {}
+        self.elements: list[dict[str, Any]] = []
+        self.settings: list[Any] = []
+
+    @property
+    def messages(self) -> list[dict[str, Any]]:
+        return [s for s in self.steps if s.get("type") == "assistant_message"]
+
+    def texts(self) -> list[str]:
+        return [str(m.get("output", "")) for m in self.messages]
+
+    def last(self, needle: str) -> dict[str, Any]:
+        return next(m for m in reversed(self.messages) if needle in str(m.get("output", "")))
+
+    def action_names(self, message: dict[str, Any]) -> list[str]:
+        return [a["name"] for a in self.actions.get(message["id"], [])]
+
+
 @asynccontextmanager
-async def chat(session_id: str = "s1") -> AsyncIterator[list[str]]:
+async def chat(session_id: str = "s1") -> AsyncIterator[Sent]:
     from chainlit.context import ChainlitContext, context_var
     from chainlit.emitter import BaseChainlitEmitter
     from chainlit.session import WebsocketSession
@@ -40,15 +65,34 @@ async def chat(session_id: str = "s1") -> AsyncIterator[list[str]]:
     session.client_type = "webapp"
     session.languages = ["en"]
     session.has_first_interaction = True
+    session.files_dir = Path(".files") / session_id
     session.emit = AsyncMock()
+    session.persist_file = AsyncMock(return_value={"id": "file-1"})
     emitter = Mock(spec=BaseChainlitEmitter)
-    sent: list[str] = []
+    sent = Sent()
 
     async def send_step(step: dict[str, Any]) -> None:
-        sent.append(step.get("output", ""))
+        sent.steps.append(step)
+
+    async def update_step(step: dict[str, Any]) -> None:
+        for i, s in enumerate(sent.steps):
+            if s["id"] == step["id"]:
+                sent.steps[i] = step
+
+    async def emit(event: str, data: Any) -> None:
+        if event == "action":
+            sent.actions.setdefault(data["forId"], []).append(data)
+        elif event == "chat_settings":
+            sent.settings.append(data)
+
+    async def send_element(element: dict[str, Any]) -> None:
+        sent.elements.append(element)
 
     emitter.send_step = AsyncMock(side_effect=send_step)
-    emitter.update_step = AsyncMock()
+    emitter.update_step = AsyncMock(side_effect=update_step)
+    emitter.emit = AsyncMock(side_effect=emit)
+    emitter.send_element = AsyncMock(side_effect=send_element)
+    emitter.set_chat_settings = Mock()
     emitter.session = session
     token = context_var.set(ChainlitContext(session, emitter))
     try:
@@ -57,44 +101,162 @@ async def chat(session_id: str = "s1") -> AsyncIterator[list[str]]:
         context_var.reset(token)
 
 
-async def test_minimal_loop_question_reference_next(app: Any) -> None:
+async def say(app: Any, text: str) -> None:
     import chainlit as cl
 
+    await app.on_message(cl.Message(content=text))
+
+
+async def click(app: Any, sent: Sent, message: dict[str, Any], name: str) -> None:
+    import chainlit as cl
+
+    data = next(a for a in sent.actions[message["id"]] if a["name"] == name)
+    await app._on_action(cl.Action(name=name, payload=data["payload"], label=data.get("label", "")))
+
+
+async def test_start_sends_settings_and_no_message_so_starters_show(app: Any) -> None:
     async with chat() as sent:
         await app.start()
-        assert "I'll ask you 5 questions" in sent[0] and "offline grader" in sent[0]
-        assert sent[1].startswith("**Question 1 of 5**")
-        session = cl.user_session.get("session")
-        first = session.current()
-        await app.on_message(cl.Message(content="my answer"))
-        assert session.turns[0].answer == "my answer"
-        reference = next(m for m in sent if "Score:" in m or "Ungraded" in m)
-        if first.has_answer:
-            assert "From your notes" in reference and first.answer.splitlines()[0][:30] in reference
-        else:
-            assert "no answer" in reference
-        assert sent[-1].startswith("**Question 2 of 5**")
-        for _ in range(4):
-            await app.on_message(cl.Message(content="x"))
-        assert "That's all 5 questions" in sent[-1]
-        await app.on_message(cl.Message(content="more?"))
-        assert "session is over" in sent[-1]
+        assert sent.messages == []
+        (widgets,) = sent.settings
+        ids = {w["id"] for w in widgets}
+        assert ids == {"mode", "topics", "n_questions", "important_first", "follow_ups"}
+        topics = next(w for w in widgets if w["id"] == "topics")
+        assert "GenAI & LLMs" in [i["value"] if isinstance(i, dict) else i for i in topics["items"]]
+        starters = await app.starters()
+        assert [s.message for s in starters][:2] == ["/drill 5", "/interview"]
+        assert "/review" in [s.message for s in starters] and "/progress" in [s.message for s in starters]
+        assert any(s.message.startswith("/interview ") for s in starters)  # one topic
 
 
-async def test_empty_answer_is_not_recorded(app: Any) -> None:
-    import chainlit as cl
+async def test_a_study_session_end_to_end_with_actions_and_report(app: Any) -> None:
+    async with chat() as sent:
+        await app.start()
+        await say(app, "/drill 3")
+        intro = sent.texts()[0]
+        assert "Study session: 3 questions" in intro and "offline grader" in intro and "/hint" in intro
+        q1 = sent.last("Question 1 of 3")
+        assert sent.action_names(q1) == ["hint", "skip", "reveal", "end"]
+        await click(app, sent, q1, "hint")
+        assert any(t.startswith("💡 Hint 1") for t in sent.texts())
+        await say(app, "It is about training neural networks with gradients and data")
+        graded = sent.last("Score:")
+        assert sent.action_names(graded) == ["retry", "appeal"]
+        assert "hint used" in graded["output"]
+        assert "From your notes" in graded["output"] or "no answer" in graded["output"]
+        steps = [s for s in sent.steps if s.get("type") in ("llm", "retrieval")]
+        assert {s["name"] for s in steps} == {"Grade", "Retrieve reference"}
+        assert all(s.get("defaultOpen") in (False, None) for s in steps)  # collapsed
+        assert "Question 2 of 3" in sent.texts()[-1]
+        tasks = [e for e in sent.elements if e["type"] == "tasklist"]
+        assert tasks, "a task list shows the session's progress"
+        await click(app, sent, graded, "retry")
+        assert "Retry — Question 1 of 3" in sent.texts()[-1]
+        await say(app, "/skip")  # cancels the retry, back to question 2
+        assert "Question 2 of 3" in sent.texts()[-1]
+        await say(app, "/end")
+        report = sent.last("Session report")
+        assert "**Overall:" in report["output"] and "## By topic" in report["output"]
+        kinds = {e["type"] for e in sent.elements}
+        assert {"plotly", "file"} <= kinds
+        file = next(e for e in sent.elements if e["type"] == "file")
+        assert file["name"].startswith("interview-report-") and file["name"].endswith(".md")
+        await say(app, "hello?")
+        assert "session is over" in sent.texts()[-1]
+        await say(app, "/drill 1")
+        assert "Study session: 1 questions" in sent.texts()[-2] or "Study session: 1 question" in "".join(sent.texts())
 
+
+async def test_interview_mode_hides_the_reference_and_may_follow_up(app: Any) -> None:
     async with chat("s2") as sent:
         await app.start()
-        await app.on_message(cl.Message(content="   "))
-        assert "empty" in sent[-1]
-        assert cl.user_session.get("session").turns == []
+        await say(app, "/interview 2")
+        assert "Interview session: 2 questions" in sent.texts()[0]
+        await say(app, "I am not sure, something about layers")
+        last = sent.texts()[-1]
+        assert "Follow-up 1 of 2" in last or "Question 2 of 2" in last
+        assert not any("From your notes" in t for t in sent.texts())
+        await say(app, "/end")
+        assert "Session report" in sent.texts()[-1]
 
 
-async def test_important_questions_come_first(app: Any) -> None:
+async def test_interview_on_one_topic(app: Any) -> None:
+    async with chat("s3") as sent:
+        await app.start()
+        await say(app, "/interview transformers")
+        assert "on _Transformers & attention_" in sent.texts()[0]
+        await say(app, "/interview no-such-topic")
+        assert any("No topic matches" in t for t in sent.texts())
+
+
+async def test_bad_input_through_the_ui(app: Any) -> None:
+    async with chat("s4") as sent:
+        await app.start()
+        await say(app, "/drill 2")
+        await say(app, "   ")
+        assert "empty" in sent.texts()[-1]
+        await say(app, "gradient " * 25_000)  # ~225 KB
+        assert any("characters; only the first" in t for t in sent.texts())
+        assert "Score:" in sent.texts()[-2] or "Ungraded" in sent.texts()[-2]
+        await say(app, "<img src=x onerror=alert(1)><b>bold</b>")
+        assert any("Score:" in t for t in sent.texts()[-3:])
+
+
+async def test_settings_panel_values_drive_the_next_session(app: Any) -> None:
     import chainlit as cl
 
-    async with chat("s3"):
+    async with chat("s5") as sent:
         await app.start()
+        await app.settings_update(
+            {
+                "mode": "interview",
+                "n_questions": 2,
+                "topics": ["RNN & LSTM"],
+                "important_first": True,
+                "follow_ups": False,
+            }
+        )
+        await say(app, "let's go")
         session = cl.user_session.get("session")
-        assert all(c.important for c in session.cards)  # the notes hold 5 important cards
+        assert session.config.mode.value == "interview" and session.total == 2
+        assert {q.card.topic for q in session.questions} == {"RNN & LSTM"}
+        assert "Interview session: 2 questions" in sent.texts()[0]
+
+
+async def test_grading_and_retrieval_run_off_the_event_loop(app: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    async with chat("s6"):
+        await app.start()
+        coach = await app.get_coach()
+        threads: list[str] = []
+        real_related = coach.store.related
+        inner = coach.grader.inner if hasattr(coach.grader, "inner") else coach.grader
+        real_grade = inner.grade
+
+        def related(*a: Any, **k: Any) -> Any:
+            threads.append(threading.current_thread().name)
+            return real_related(*a, **k)
+
+        def grade(*a: Any, **k: Any) -> Any:
+            threads.append(threading.current_thread().name)
+            return real_grade(*a, **k)
+
+        monkeypatch.setattr(coach.store, "related", related)
+        monkeypatch.setattr(inner, "grade", grade)
+        await say(app, "/drill 1")
+        await say(app, "an answer")
+        assert len(threads) == 2 and threading.main_thread().name not in threads
+
+
+async def test_two_chats_are_independent_and_concurrent(app: Any) -> None:
+    import chainlit as cl
+
+    async def one(sid: str) -> Any:
+        async with chat(sid) as sent:
+            await app.start()
+            await say(app, "/drill 2")
+            await say(app, "answer " + sid)
+            return cl.user_session.get("session"), sent
+
+    (a, _sa), (b, _sb) = await asyncio.gather(one("c1"), one("c2"))
+    assert a is not b and a.id != b.id
+    assert a.questions[0].answers == ["answer c1"] and b.questions[0].answers == ["answer c2"]

@@ -494,3 +494,15 @@ async def test_whole_session_with_the_real_offline_grader(local_embedder: Any) -
         AttemptKind.APPEAL,
     ]
     assert isinstance(AppealRequested(card=c), AppealRequested) and Skipped  # names exported
+
+
+async def test_buttons_of_an_earlier_question_do_not_act_on_the_current_one() -> None:
+    session, rec, _ = make([card("dropout"), card("adam")])
+    await run(session.begin())
+    await run(session.handle("randomly"))
+    (n,) = await run(session.command(Command.SKIP, card_id="id-dropout"))
+    assert isinstance(n, Notice) and "earlier question" in n.text and len(rec.attempts) == 1
+    events = await run(session.command(Command.HINT, card_id="id-adam"))
+    assert isinstance(events[0], Hint)
+    events = await run(session.command(Command.REVEAL, card_id="id-dropout"))  # reveal works on any card
+    assert isinstance(events[0], Reference) and events[0].card.id == "id-dropout"

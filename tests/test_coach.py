@@ -1,0 +1,69 @@
+"""Starting sessions: the start commands and the coach's shared resources."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from bot.coach import Coach, parse_start
+from bot.session import Mode, SessionConfig
+
+TOPICS = ["GenAI & LLMs", "NLP & embeddings", "Transformers & attention"]
+
+
+@pytest.mark.parametrize(
+    ("text", "kind", "mode", "n", "topics", "review"),
+    [
+        ("/drill", "session", Mode.STUDY, 5, (), False),
+        ("/drill 12", "session", Mode.STUDY, 12, (), False),
+        ("/drill 500", "session", Mode.STUDY, 50, (), False),
+        ("/interview", "session", Mode.INTERVIEW, 5, (), False),
+        ("/interview transformers", "session", Mode.INTERVIEW, 5, ("Transformers & attention",), False),
+        ("/INTERVIEW nlp & embeddings", "session", Mode.INTERVIEW, 5, ("NLP & embeddings",), False),
+        ("/review 8", "session", Mode.STUDY, 8, (), True),
+        ("/progress", "progress", Mode.STUDY, 5, (), False),
+    ],
+)
+def test_parse_start(text: str, kind: str, mode: Mode, n: int, topics: tuple[str, ...], review: bool) -> None:
+    req = parse_start(text, SessionConfig(), TOPICS)
+    assert req is not None
+    assert (req.kind, req.config.mode, req.config.n_questions, req.config.topics, req.review) == (
+        kind,
+        mode,
+        n,
+        topics,
+        review,
+    )
+
+
+def test_parse_start_unknown_topic_and_non_commands() -> None:
+    req = parse_start("/interview quantum", SessionConfig(), TOPICS)
+    assert req is not None and req.config.topics == () and "No topic matches" in req.note
+    assert parse_start("dropout prevents overfitting", SessionConfig(), TOPICS) is None
+    assert parse_start("/hint", SessionConfig(), TOPICS) is None
+
+
+def test_coach_opens_ingests_and_builds_sessions(isolated_state: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from bot.settings import Settings
+
+    monkeypatch.setenv("INTERVIEW_KNOWLEDGE_DIR", str(Path(__file__).resolve().parents[1] / "knowledge"))
+    coach = Coach.open(Settings())
+    assert len(coach.cards()) == 91 and coach.topics()[0] == "GenAI & LLMs"
+    assert "offline grader" in coach.grader_line()
+    session = coach.new_session(SessionConfig(n_questions=4, topics=("RNN & LSTM",)))
+    assert session.total == 4 and {q.card.topic for q in session.questions} == {"RNN & LSTM"}
+    given = coach.cards()[:3]
+    assert [q.card for q in coach.new_session(SessionConfig(n_questions=2), cards=given).questions] == given[:2]
+
+
+def test_follow_up_writer_follows_the_grader_choice(monkeypatch: pytest.MonkeyPatch) -> None:
+    from bot.followups import LLMFollowUps, OfflineFollowUps
+    from bot.providers import make_follow_up_writer
+    from bot.settings import Settings
+
+    assert isinstance(make_follow_up_writer(Settings()), OfflineFollowUps)
+    monkeypatch.setenv("OPENAI_BASE_URL", "http://127.0.0.1:9/v1")
+    writer: Any = make_follow_up_writer(Settings())
+    assert isinstance(writer, LLMFollowUps)
