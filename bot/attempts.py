@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
-from typing import Protocol
+from typing import Any, Protocol
 
 from bot.grading import Grade
 
@@ -57,11 +57,16 @@ class QuestionOutcome:
     revealed_before_answer: bool  # the user asked for the reference before answering
     skipped: bool
     finished_at: datetime
+    regrade: bool = False  # an appeal changed the final grade after the question was done
 
 
 class Recorder(Protocol):
-    """Where a session's attempts go. Both calls must have committed when they return."""
+    """Where a session's attempts go. Every call must have committed when it returns."""
 
     async def record_attempt(self, attempt: Attempt) -> None: ...
 
-    async def question_finished(self, outcome: QuestionOutcome) -> None: ...
+    async def question_finished(self, outcome: QuestionOutcome) -> Any:
+        """Store the outcome and schedule the card; the return value is shown to the user if not None
+        (e.g. the next review date)."""
+
+    async def session_finished(self, session_id: str, finished_at: datetime) -> None: ...

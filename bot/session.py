@@ -30,6 +30,7 @@ from bot.safety import MAX_ANSWER_CHARS
 from bot.store import Retrieval
 
 __all__ = [
+    "Closed",
     "Command",
     "Event",
     "InterviewSession",
@@ -251,6 +252,14 @@ class Notice:
 
 
 @dataclass(frozen=True)
+class Closed:
+    """A question is done; ``receipt`` is what the recorder returned (e.g. the scheduled review)."""
+
+    card: Card
+    receipt: Any = None
+
+
+@dataclass(frozen=True)
 class Finished:
     session: InterviewSession
 
@@ -267,6 +276,7 @@ Event = (
     | Skipped
     | AppealRequested
     | Notice
+    | Closed
     | Finished
 )
 
@@ -558,7 +568,8 @@ class InterviewSession:
             return
         if target is self.current and self.phase is Phase.FOLLOW_UP:
             self._resume_phase = Phase.ASKING
-            await self._close(target)
+            if closed := await self._close(target):
+                yield closed
             self.index += 1
         else:
             self._resume_phase = self.phase if self.phase is not Phase.RETRY else self._resume_phase
@@ -586,8 +597,8 @@ class InterviewSession:
 
     async def _end(self, arg: str, card_id: str | None) -> AsyncIterator[Event]:
         q = self.current
-        if q is not None and q.answered and not q.done:
-            await self._close(q)
+        if q is not None and q.answered and not q.done and (closed := await self._close(q)):
+            yield closed
         async for event in self._finish():
             yield event
 
@@ -635,7 +646,9 @@ class InterviewSession:
             yield FollowUpAsked(card=q.card, text=text_fu, number=len(q.follow_ups), of=self.config.max_follow_ups)
             return
         if kind is AttemptKind.RETRY:
-            await self._close(q, force=True)  # a new final grade: the scheduler re-rates the card
+            # A retry is practice right after feedback: the schedule keeps the first attempt's rating.
+            if closed := await self._close(q):
+                yield closed
             async for event in self._resume():
                 yield event
             return
@@ -661,8 +674,8 @@ class InterviewSession:
             show_reference=self.config.mode is Mode.STUDY,
             previous=previous,
         )
-        if q.done:  # the outcome was already recorded: record the new final grade
-            await self._close(q, force=True)
+        if q.done and (closed := await self._close(q, regrade=True)):
+            yield closed  # an appeal corrects the grade: the card is re-rated
         self._target = None
         async for event in self._resume():
             yield event
@@ -718,13 +731,17 @@ class InterviewSession:
         if self.deps.recorder is not None:
             await self.deps.recorder.record_attempt(attempt)
 
-    async def _close(self, q: QuestionState, *, force: bool = False) -> None:
-        """Mark a question done and hand its outcome to the recorder (the scheduler rates it)."""
-        if q.done and not force:
-            return
+    async def _close(self, q: QuestionState, *, regrade: bool = False) -> Closed | None:
+        """Mark a question done and hand its outcome to the recorder (the scheduler rates it).
+
+        ``regrade``: an appeal changed the final grade of a question already done.
+        """
+        if q.done and not regrade:
+            return None
         q.done = True
+        receipt = None
         if self.deps.recorder is not None:
-            await self.deps.recorder.question_finished(
+            receipt = await self.deps.recorder.question_finished(
                 QuestionOutcome(
                     session_id=self.id,
                     card_id=q.card.id,
@@ -734,11 +751,14 @@ class InterviewSession:
                     revealed_before_answer=q.revealed_before_answer,
                     skipped=q.skipped and not q.answered,
                     finished_at=self.clock(),
+                    regrade=regrade,
                 )
             )
+        return Closed(card=q.card, receipt=receipt)
 
     async def _finish_question(self, q: QuestionState) -> AsyncIterator[Event]:
-        await self._close(q)
+        if closed := await self._close(q):
+            yield closed
         self.index += 1
         async for event in self._ask_current():
             yield event
@@ -774,4 +794,6 @@ class InterviewSession:
     async def _finish(self) -> AsyncIterator[Event]:
         self.phase = Phase.FINISHED
         self.finished_at = self.clock()
+        if self.deps.recorder is not None:
+            await self.deps.recorder.session_finished(self.id, self.finished_at)
         yield Finished(session=self)

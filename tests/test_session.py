@@ -17,6 +17,7 @@ from bot.report import build_report, report_figure, report_md
 from bot.session import (
     AppealRequested,
     Asked,
+    Closed,
     Command,
     Feedback,
     Finished,
@@ -94,12 +95,17 @@ class ListRecorder:
     def __init__(self) -> None:
         self.attempts: list[Attempt] = []
         self.outcomes: list[QuestionOutcome] = []
+        self.finished: list[tuple[str, datetime]] = []
 
     async def record_attempt(self, attempt: Attempt) -> None:
         self.attempts.append(attempt)
 
-    async def question_finished(self, outcome: QuestionOutcome) -> None:
+    async def question_finished(self, outcome: QuestionOutcome) -> str:
         self.outcomes.append(outcome)
+        return f"receipt {len(self.outcomes)}"
+
+    async def session_finished(self, session_id: str, finished_at: datetime) -> None:
+        self.finished.append((session_id, finished_at))
 
 
 class Clock:
@@ -133,7 +139,7 @@ async def run(gen: AsyncIterator[Any]) -> list[Any]:
 
 
 def kinds(events: list[Any]) -> list[str]:
-    return [type(e).__name__ for e in events]
+    return [type(e).__name__ for e in events if not isinstance(e, Closed)]
 
 
 # --- choosing and commands ----------------------------------------------------------------------
@@ -182,9 +188,12 @@ async def test_study_session_grades_shows_reference_and_records_before_showing()
     assert rec.attempts[0] is graded.attempt and rec.attempts[0].kind is AttemptKind.ANSWER
     assert rec.attempts[0].time_taken_s == 30.0
     assert rec.outcomes[0].final == graded.grade
-    assert events[3].number == 2
+    closed = events[3]
+    assert isinstance(closed, Closed) and closed.receipt == "receipt 1"  # the recorder's answer is passed on
+    assert events[4].number == 2
     events = await run(session.handle("adaptive"))
     assert isinstance(events[-1], Finished) and session.finished
+    assert rec.finished == [("s1", session.finished_at)]
     assert [r.answer for r in grader.requests] == ["It randomly drops units so it prevents overfitting", "adaptive"]
 
 
@@ -274,7 +283,8 @@ async def test_retry_regrades_the_last_question_keeps_both_and_returns() -> None
     q = session.questions[0]
     assert [a.kind for a in q.attempts] == [AttemptKind.ANSWER, AttemptKind.RETRY]
     assert q.final == graded.grade
-    assert [o.final.score for o in rec.outcomes if o.final] == [graded.previous.score, graded.grade.score]
+    # a retry is practice: the schedule keeps the first attempt's outcome
+    assert [o.final.score for o in rec.outcomes if o.final] == [graded.previous.score]
 
 
 async def test_retry_with_nothing_answered_is_refused() -> None:
@@ -296,6 +306,8 @@ async def test_appeal_asks_for_an_argument_then_regrades_with_it_keeping_both() 
     assert grader.requests[-1].appeal == "I also said it prevents overfitting, implicitly"
     assert graded.previous is not None and graded.previous.score == 6.5 and graded.grade.score == 9.5
     assert rec.attempts[-1].kind is AttemptKind.APPEAL
+    assert [o.regrade for o in rec.outcomes] == [False, True]  # the corrected grade re-rates the card
+    assert rec.outcomes[-1].final == graded.grade
     assert isinstance(events[-1], Asked) and events[-1].card.id == "id-adam"  # back to where we were
     assert session.questions[0].final == graded.grade
 
@@ -363,7 +375,7 @@ async def test_next_during_a_follow_up_keeps_the_grade_so_far() -> None:
     await run(session.begin())
     await run(session.handle("adaptive"))
     events = await run(session.command(Command.NEXT))
-    assert kinds(events) == ["Asked"] and events[0].number == 2
+    assert kinds(events) == ["Asked"] and events[-1].number == 2
     assert rec.outcomes[0].final is not None and rec.outcomes[0].final.score == 6.5
     assert not rec.outcomes[0].skipped
 
