@@ -352,5 +352,177 @@ def web(host: str | None, port: int | None) -> None:
     os.execv(chainlit, args)
 
 
+# --------------------------------------------------------------------------- history
+
+
+def _history_user(settings: Settings, user: str | None) -> str:
+    """The user whose history to read: --user, the only configured user, or the local user."""
+    from bot.users import LOCAL_USER, configured_users
+
+    try:
+        users = configured_users(settings)
+    except ValueError as exc:
+        _err(str(exc))
+        sys.exit(EXIT_USAGE)
+    if not users:
+        if user not in (None, LOCAL_USER):
+            _err(f"no users are configured (INTERVIEW_USERS is empty): the only user is {LOCAL_USER!r}")
+            sys.exit(EXIT_USAGE)
+        return LOCAL_USER
+    if user is None:
+        if len(users) == 1:
+            return next(iter(users))
+        _err("several users are configured: choose one with --user")
+        sys.exit(EXIT_USAGE)
+    if user not in users:
+        _err(f"no user {user!r} in INTERVIEW_USERS")
+        sys.exit(EXIT_USAGE)
+    return user
+
+
+def _known_cards(settings: Settings) -> list[Any]:
+    """The store's cards (the notes folder's when there is no store): topics, questions, notes."""
+    if settings.chroma_host or settings.chroma_path.exists():
+        try:
+            from bot.providers import open_store
+
+            found = open_store(settings).all_cards()
+            if found:
+                return found
+        except Exception as exc:  # the store is optional here: fall back to the notes
+            click.echo(f"warning: card store unavailable ({type(exc).__name__}); reading the notes", err=True)
+    from bot.ingest import IngestError, collect
+
+    try:
+        parsed, _ = collect([settings.knowledge_dir], settings.knowledge_dir)
+    except IngestError:
+        return []
+    return [c for p in parsed for c in p.cards]
+
+
+def _now(value: str | None) -> Any:
+    from datetime import UTC, datetime
+
+    if value is None:
+        return datetime.now(UTC)
+    moment = datetime.fromisoformat(value)
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def _compute_stats(settings: Settings, user: str, history: Any, now: Any, cards: list[Any]) -> Any:
+    from datetime import datetime
+
+    from bot.progress import stats_for
+    from bot.schedule import CardScheduler, RatingThresholds
+
+    return stats_for(
+        history,
+        user,
+        cards,
+        CardScheduler.from_settings(settings),
+        now,
+        thresholds=RatingThresholds.from_settings(settings),
+        leech_threshold=settings.leech_threshold,
+        tz=datetime.now().astimezone().tzinfo or now.tzinfo,
+    )
+
+
+_NOW_OPTION = click.option("--now", "now_iso", hidden=True, help="Pretend it is this ISO time (tests).")
+
+
+@cli.command()
+@click.option("--user", "user_name", help="Whose progress (default: the only or the local user).")
+@click.option("--json", "as_json", is_flag=True, help="Print the statistics as one JSON object.")
+@_NOW_OPTION
+def stats(user_name: str | None, as_json: bool, now_iso: str | None) -> None:
+    """Progress: readiness per topic, answers and scores per day, streak, weakest cards, leeches."""
+    from bot.db import History
+
+    settings = get_settings()
+    user = _history_user(settings, user_name)
+    with History.from_settings(settings) as history:
+        result = _compute_stats(settings, user, history, _now(now_iso), _known_cards(settings))
+    if as_json:
+        click.echo(json.dumps(result.as_dict(), ensure_ascii=False))
+        return
+    from rich.console import Console
+
+    from bot.progress import print_stats
+
+    print_stats(result, Console(width=120, highlight=False))
+
+
+@cli.command()
+@click.option("--format", "fmt", type=click.Choice(["md", "csv", "anki"]), required=True, help="What to write.")
+@click.option("-o", "--output", type=click.Path(dir_okay=False), help="Output file (md/csv default: stdout).")
+@click.option("--user", "user_name", help="Whose history (default: the only or the local user).")
+@_NOW_OPTION
+def export(fmt: str, output: str | None, user_name: str | None, now_iso: str | None) -> None:
+    """Export your history: a Markdown report, a CSV of every attempt, or an Anki deck of weak cards."""
+    from bot.db import History
+    from bot.export import export_anki, export_csv, export_markdown, weak_cards
+
+    settings = get_settings()
+    user = _history_user(settings, user_name)
+    now = _now(now_iso)
+    with History.from_settings(settings) as history:
+        uid = history.user_id(user)
+        attempts = history.attempts(uid) if uid is not None else []
+        sessions = history.sessions(uid) if uid is not None else []
+        cards = _known_cards(settings) if fmt in ("md", "anki") else []
+        result = _compute_stats(settings, user, history, now, cards) if fmt in ("md", "anki") else None
+    if fmt == "anki":
+        assert result is not None
+        chosen = weak_cards(result, cards)
+        if not chosen:
+            click.echo("no weak cards yet: nothing to export", err=True)
+            return
+        path = Path(output or f"interview-{user}-weak-cards.apkg")
+        leeches = frozenset(leech.card_id for leech in result.leeches)
+        n = export_anki(chosen, path, user=user, now=now, leeches=leeches)
+        click.echo(f"wrote {n} weak card(s) to {path}", err=True)
+        return
+    if fmt == "md":
+        assert result is not None
+        report = export_markdown(result, sessions, attempts)
+        if output:
+            Path(output).write_text(report, encoding="utf-8")
+            click.echo(f"wrote the report ({len(attempts)} attempts) to {output}", err=True)
+        else:
+            click.echo(report, nl=False)
+        return
+    if output:
+        with open(output, "w", encoding="utf-8", newline="") as handle:
+            n = export_csv(attempts, handle, user=user)
+        click.echo(f"wrote {n} attempt(s) to {output}", err=True)
+    else:
+        export_csv(attempts, sys.stdout, user=user)
+
+
+@cli.command(name="hash-password")
+@click.option("--user", "user_name", help="Print NAME:HASH, ready to paste into INTERVIEW_USERS.")
+def hash_password_command(user_name: str | None) -> None:
+    """Hash a password for INTERVIEW_USERS (prompts twice, or reads one line from standard input)."""
+    from bot.users import hash_password, parse_users
+
+    if sys.stdin.isatty():
+        password = click.prompt("Password", hide_input=True, confirmation_prompt=True, err=True)
+    else:
+        password = sys.stdin.readline().rstrip("\r\n")
+    if not password:
+        _err("empty password")
+        sys.exit(EXIT_USAGE)
+    hashed = hash_password(password)
+    if user_name is None:
+        click.echo(hashed)
+        return
+    try:
+        parse_users(f"{user_name}:{hashed}")
+    except ValueError as exc:
+        _err(str(exc))
+        sys.exit(EXIT_USAGE)
+    click.echo(f"{user_name}:{hashed}")
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     cli.main(args=list(argv) if argv is not None else None, prog_name="interview")
