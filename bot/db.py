@@ -643,7 +643,11 @@ class History:
     def finish_question(
         self, user_id: int, outcome: QuestionOutcome, rating: Rating | None, scheduler: CardScheduler
     ) -> Review:
-        """Record how a card ended and, unless ``rating`` is None, review it with FSRS. Idempotent."""
+        """Record how a card ended and, unless ``rating`` is None, review it with FSRS.
+
+        Idempotent for a card already finished in that session, except with ``outcome.regrade``
+        (an appeal changed the final grade): then the review is redone from the state before it.
+        """
 
         def work(s: Session) -> Review:
             self._own_session(s, user_id, outcome.session_id)
@@ -652,7 +656,13 @@ class History:
                     OutcomeRow.session_id == outcome.session_id, OutcomeRow.card_id == outcome.card_id
                 )
             ).first()
+            final = outcome.final
+            score = final.score if final is not None and final.graded else None
             if existing is not None:
+                if outcome.regrade and rating is not None:  # an ungraded appeal changes nothing
+                    existing.final_score = score
+                    existing.auto_rating = int(rating)
+                    self._redo(s, existing, rating, scheduler, overridden=False)
                 return _review(existing)
             state_row = s.get(CardStateRow, (user_id, outcome.card_id), with_for_update=True)
             before = _state_from_row(state_row) if state_row is not None else None
@@ -660,13 +670,12 @@ class History:
             if rating is not None:
                 after = scheduler.review(before, outcome.card_id, rating, outcome.finished_at)
                 self._put_state(s, user_id, outcome.card_id, after)
-            final = outcome.final
             row = OutcomeRow(
                 user_id=user_id,
                 session_id=outcome.session_id,
                 card_id=outcome.card_id,
                 topic=outcome.topic,
-                final_score=final.score if final is not None and final.graded else None,
+                final_score=score,
                 skipped=outcome.skipped,
                 revealed=outcome.revealed_before_answer,
                 hints_used=outcome.hints_used,
@@ -683,6 +692,26 @@ class History:
 
         return self._write(work)
 
+    def _redo(self, s: Session, row: OutcomeRow, rating: Rating, scheduler: CardScheduler, *, overridden: bool) -> None:
+        """Undo ``row``'s review (back to its stored state before) and apply ``rating`` instead."""
+        later = s.scalar(
+            select(func.count(OutcomeRow.id)).where(
+                OutcomeRow.user_id == row.user_id,
+                OutcomeRow.card_id == row.card_id,
+                OutcomeRow.id > row.id,
+                OutcomeRow.rating.is_not(None),
+            )
+        )
+        if later:
+            raise ValueError("only the card's latest review can be re-rated")
+        s.get(CardStateRow, (row.user_id, row.card_id), with_for_update=True)
+        after = scheduler.review(_state_from_json(row.state_before), row.card_id, rating, row.finished_at)
+        self._put_state(s, row.user_id, row.card_id, after)
+        row.rating = int(rating)
+        row.overridden = overridden
+        row.state_after = _state_to_json(after)
+        s.flush()
+
     def rerate(self, user_id: int, session_id: str, card_id: str, rating: Rating, scheduler: CardScheduler) -> Review:
         """The user's own rating for a card in a session: undo that review, apply ``rating``.
 
@@ -697,23 +726,7 @@ class History:
             ).first()
             if row is None:
                 raise UnknownSession(f"card {card_id!r} was not finished in session {session_id!r}")
-            later = s.scalar(
-                select(func.count(OutcomeRow.id)).where(
-                    OutcomeRow.user_id == user_id,
-                    OutcomeRow.card_id == card_id,
-                    OutcomeRow.id > row.id,
-                    OutcomeRow.rating.is_not(None),
-                )
-            )
-            if later:
-                raise ValueError("only the card's latest review can be re-rated")
-            before = _state_from_json(row.state_before)
-            after = scheduler.review(before, card_id, rating, row.finished_at)
-            self._put_state(s, user_id, card_id, after)
-            row.rating = int(rating)
-            row.overridden = True
-            row.state_after = _state_to_json(after)
-            s.flush()
+            self._redo(s, row, rating, scheduler, overridden=True)
             return _review(row)
 
         return self._write(work)
@@ -782,11 +795,16 @@ class HistoryRecorder:
     async def record_attempt(self, attempt: Attempt) -> None:
         await asyncio.to_thread(self.history.record_attempt, self.user_id, attempt)
 
-    async def question_finished(self, outcome: QuestionOutcome) -> None:
+    async def question_finished(self, outcome: QuestionOutcome) -> Review:
+        """Rate the outcome, review the card with FSRS; the :class:`Review` says when it is due."""
         rating = rating_for(outcome, self.thresholds)
         self.last_review = await asyncio.to_thread(
             self.history.finish_question, self.user_id, outcome, rating, self.scheduler
         )
+        return self.last_review
+
+    async def session_finished(self, session_id: str, finished_at: datetime) -> None:
+        await asyncio.to_thread(self.history.finish_session, self.user_id, session_id, finished_at)
 
     async def rerate(self, session_id: str, card_id: str, rating: Rating) -> Review:
         """The user overrides the rating of a card finished in ``session_id``."""

@@ -182,6 +182,22 @@ def test_rerate_undoes_the_review_and_applies_the_users_rating(history: History)
     assert history.rerate(uid, s3, "n", Rating.Good, SCHED).due == later + timedelta(minutes=10)
 
 
+def test_an_appeal_regrade_redoes_the_review(history: History) -> None:
+    from dataclasses import replace
+
+    uid = history.ensure_user("alice")
+    sid = history.start_session(uid, mode="drill", config={}, card_ids=["c"], now=T0)
+    first = history.finish_question(uid, make_outcome(sid, "c", score=2.0), Rating.Again, SCHED)
+    appeal = replace(make_outcome(sid, "c", score=9.0, at=T0 + timedelta(minutes=3)), regrade=True)
+    regraded = history.finish_question(uid, appeal, Rating.Easy, SCHED)
+    assert regraded.id == first.id and regraded.rating is Rating.Easy and regraded.auto_rating is Rating.Easy
+    assert regraded.final_score == 9.0 and not regraded.overridden
+    assert regraded.state_after == SCHED.review(None, "c", Rating.Easy, T0)  # reviewed at the original time
+    assert history.card_state(uid, "c") == regraded.state_after and history.again_counts(uid) == {}
+    failed_appeal = replace(appeal, final=make_grade(None))  # ungraded: the review stands
+    assert history.finish_question(uid, failed_appeal, None, SCHED).rating is Rating.Easy
+
+
 def test_session_config_never_stores_secrets(history: History) -> None:
     from pydantic import SecretStr
 
@@ -221,8 +237,9 @@ async def test_recorder_runs_off_the_event_loop_and_maps_ratings(history: Histor
     assert seen and seen[0] != loop_thread
     assert len(history.attempts(uid)) == 1  # committed when the call returned
 
-    await recorder.question_finished(make_outcome(sid, "c1", score=9.0, hints=1))  # Easy minus a hint
-    assert recorder.last_review is not None and recorder.last_review.rating is Rating.Good
+    receipt = await recorder.question_finished(make_outcome(sid, "c1", score=9.0, hints=1))  # Easy - a hint
+    assert receipt is recorder.last_review and receipt.rating is Rating.Good
+    assert receipt.due == T0 + timedelta(minutes=10)
     await recorder.question_finished(make_outcome(sid, "c2", score=None))  # ungraded: no review
     assert recorder.last_review.rating is None and history.card_state(uid, "c2") is None
     await recorder.question_finished(make_outcome(sid, "c3", skipped=True))
@@ -230,6 +247,9 @@ async def test_recorder_runs_off_the_event_loop_and_maps_ratings(history: Histor
     review = await recorder.rerate(sid, "c3", Rating.Hard)
     assert review.rating is Rating.Hard and recorder.last_review is review
     assert await asyncio.to_thread(history.again_counts, uid) == {}
+    await recorder.session_finished(sid, T0 + timedelta(minutes=30))
+    assert history.unfinished_session(uid) is None
+    assert history.sessions(uid)[0].finished_at == T0 + timedelta(minutes=30)
 
 
 def _record_concurrently(url: str, sessions: int, per_session: int) -> tuple[float, History]:
