@@ -15,12 +15,13 @@ from typing import Any
 import chainlit as cl
 from chainlit.input_widget import MultiSelect, Select, Slider, Switch
 
-from bot.coach import Coach, StartRequest, parse_start
-from bot.render import follow_up_md, graded_md, hint_md, question_md, reference_md, source_line
+from bot.coach import LOCAL_USER, Coach, StartRequest, parse_start
+from bot.render import follow_up_md, graded_md, hint_md, question_md, reference_md, schedule_md, source_line
 from bot.report import build_report, report_figure, report_md
 from bot.session import (
     AppealRequested,
     Asked,
+    Closed,
     Command,
     Feedback,
     Finished,
@@ -49,7 +50,9 @@ ACTION_LABELS = {
     "appeal": ("I think I was right", "scale"),
     "next": ("Next question", "arrow-right"),
     "end": ("End session", "square"),
+    "rate": ("Change rating", "star"),
 }
+RATINGS = {"again": 1, "hard": 2, "good": 3, "easy": 4}
 
 
 async def get_coach() -> Coach:
@@ -59,6 +62,12 @@ async def get_coach() -> Coach:
         if _coach is None:
             _coach = await asyncio.to_thread(Coach.open, get_settings())
         return _coach
+
+
+def _user() -> str:
+    """The signed-in user's name, or the single local user when authentication is off."""
+    user = cl.user_session.get("user")
+    return str(getattr(user, "identifier", "") or LOCAL_USER)
 
 
 def _actions(card_id: str, *names: str) -> list[cl.Action]:
@@ -83,7 +92,12 @@ def _defaults(values: dict[str, Any] | None) -> SessionConfig:
 async def starters(user: Any = None, language: Any = None) -> list[cl.Starter]:
     coach = await get_coach()
     topics = coach.topics()
-    out = [
+    out = []
+    info = await coach.resumable(str(getattr(user, "identifier", "") or LOCAL_USER))
+    if info is not None:
+        done = len(info.finished_card_ids)
+        out.append(cl.Starter(label=f"Resume: {done} of {len(info.card_ids)} done", message="/resume"))
+    out += [
         cl.Starter(label="Quick drill: 5 questions", message="/drill 5"),
         cl.Starter(label="Mock interview", message="/interview"),
     ]
@@ -158,7 +172,7 @@ async def _start(coach: Coach, previous: InterviewSession | None, request: Start
             return
         request = StartRequest(kind="session", config=_defaults(cl.user_session.get("prefs")))
     if request.kind == "progress":
-        await cl.Message(content="Progress needs history; it arrives with the history store.").send()
+        await _show_progress(coach)
         return
     if previous is not None and not previous.finished:
         await _render(previous, previous.command(Command.END))
@@ -168,7 +182,21 @@ async def _start(coach: Coach, previous: InterviewSession | None, request: Start
             content="No questions found in your notes. Add .txt/.md notes to `knowledge/` and restart."
         ).send()
         return
-    session = coach.new_session(request.config)
+    if request.kind == "resume":
+        restored = await coach.resume(_user())
+        if restored is None:
+            await cl.Message(content="There is no unfinished session to resume. Pick a starter to begin one.").send()
+            return
+        resumed, at = restored
+        cl.user_session.set("session", resumed)
+        cl.user_session.set("tasks", None)
+        await cl.Message(
+            content=f"Resuming your {resumed.config.mode.value} session at question {at + 1} of {resumed.total}. "
+            + coach.grader_line()
+        ).send()
+        await _render(resumed, resumed.begin(resume_at=at))
+        return
+    session = await coach.start(request.config, user=_user(), review=request.review)
     if session.total == 0:
         await cl.Message(content="No cards match those topics. Change the topics in the settings panel.").send()
         return
@@ -300,6 +328,10 @@ async def _render(session: InterviewSession, events: AsyncIterator[Any]) -> None
             ).send()
         elif isinstance(event, Notice):
             await cl.Message(content=event.text).send()
+        elif isinstance(event, Closed):
+            line = schedule_md(event.receipt, datetime.now(UTC))
+            if line and getattr(event.receipt, "rating", None) is not None:
+                await cl.Message(content=line, actions=_actions(event.card.id, "rate")).send()
         elif isinstance(event, Finished):
             await _progress(session, None)
             await _report(session)
@@ -321,6 +353,67 @@ async def _report(session: InterviewSession) -> None:
     ).send()
 
 
+async def _show_progress(coach: Coach) -> None:
+    """The Progress view: readiness per topic, activity over time, weakest cards (Plotly)."""
+    if coach.history is None:
+        await cl.Message(content="Progress needs the history database, which is switched off.").send()
+        return
+    from bot.progress import activity_figure, readiness_figure, stats_for, stats_markdown, weakest_figure
+    from bot.schedule import CardScheduler, RatingThresholds
+
+    settings = coach.settings
+    user = _user()
+
+    def compute() -> tuple[Any, list[Any]]:
+        stats = stats_for(
+            coach.history,
+            user,
+            coach.cards(),
+            CardScheduler.from_settings(settings),
+            datetime.now(UTC),
+            thresholds=RatingThresholds.from_settings(settings),
+            leech_threshold=settings.leech_threshold,
+        )
+        return stats, [readiness_figure(stats), activity_figure(stats), weakest_figure(stats)]
+
+    stats, figures = await asyncio.to_thread(compute)
+    names = ["readiness by topic", "activity", "weakest cards"]
+    await cl.Message(
+        content=stats_markdown(stats),
+        elements=[
+            cl.Plotly(name=n, figure=f, display="inline", size="large") for n, f in zip(names, figures, strict=True)
+        ],
+    ).send()
+
+
+async def _rate_menu(action: cl.Action) -> None:
+    card_id = (action.payload or {}).get("card_id")
+    await cl.Message(
+        content="How well did you really know it? Your rating replaces the automatic one for scheduling.",
+        actions=[
+            cl.Action(name=f"rate_{name}", payload={"card_id": card_id}, label=name.capitalize()) for name in RATINGS
+        ],
+    ).send()
+
+
+async def _rerate(action: cl.Action) -> None:
+    from fsrs import Rating
+
+    session: InterviewSession | None = cl.user_session.get("session")
+    recorder = session.deps.recorder if session is not None else None
+    card_id = (action.payload or {}).get("card_id")
+    if session is None or recorder is None or not hasattr(recorder, "rerate") or not card_id:
+        await cl.Message(content="Ratings need the history database.").send()
+        return
+    rating = Rating(RATINGS[action.name.removeprefix("rate_")])
+    try:
+        review = await recorder.rerate(session.id, card_id, rating)
+    except (LookupError, ValueError) as exc:
+        await cl.Message(content=f"Could not change that rating: {exc}").send()
+        return
+    await cl.Message(content=schedule_md(review, datetime.now(UTC)).replace("Rated", "You rated", 1)).send()
+
+
 async def _on_action(action: cl.Action) -> None:
     async with _turn_lock():
         session: InterviewSession | None = cl.user_session.get("session")
@@ -332,4 +425,25 @@ async def _on_action(action: cl.Action) -> None:
 
 
 for _name in ACTION_LABELS:
-    cl.action_callback(_name)(_on_action)
+    if _name != "rate":
+        cl.action_callback(_name)(_on_action)
+cl.action_callback("rate")(_rate_menu)
+for _name in RATINGS:
+    cl.action_callback(f"rate_{_name}")(_rerate)
+
+
+def _install_auth() -> None:
+    """Password sign-in when users are configured (INTERVIEW_USERS); otherwise one local user."""
+    from bot.users import auth_enabled, authenticate
+
+    if not auth_enabled(get_settings()):
+        return
+
+    @cl.password_auth_callback
+    async def _auth(username: str, password: str) -> cl.User | None:
+        # scrypt is deliberately slow: verify in a worker thread, never on the event loop
+        name = await asyncio.to_thread(authenticate, get_settings(), username, password)
+        return cl.User(identifier=name, metadata={"provider": "password"}) if name else None
+
+
+_install_auth()

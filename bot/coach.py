@@ -11,9 +11,10 @@ import random
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, replace
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
+from bot.attempts import Attempt
 from bot.cards import Card
 from bot.session import InterviewSession, Mode, SessionConfig, SessionDeps
 from bot.settings import Settings
@@ -22,29 +23,35 @@ from bot.store import CardStore, Retrieval
 __all__ = ["Coach", "StartRequest", "parse_start"]
 
 MAX_QUESTIONS = 50
+LOCAL_USER = "local"  # the single user when authentication is off
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
 
 
 @dataclass(frozen=True)
 class StartRequest:
     """What a first message asks for: a session (with its config) or the progress view."""
 
-    kind: str  # "session" | "progress"
+    kind: str  # "session" | "progress" | "resume"
     config: SessionConfig
     review: bool = False
     note: str = ""  # e.g. an unknown topic, shown to the user
 
 
-_START = re.compile(r"^/(drill|study|interview|review|progress|start|new)\b\s*(.*)$", re.I | re.S)
+_START = re.compile(r"^/(drill|study|interview|review|progress|resume|start|new)\b\s*(.*)$", re.I | re.S)
 
 
 def parse_start(text: str, defaults: SessionConfig, topics: list[str]) -> StartRequest | None:
-    """``/drill [N]``, ``/interview [topic]``, ``/review [N]``, ``/progress``, ``/start``; None otherwise."""
+    """``/drill [N]``, ``/interview [topic]``, ``/review [N]``, ``/progress``, ``/resume``, ``/start``;
+    None for anything else."""
     m = _START.match(text.strip())
     if not m:
         return None
     verb, rest = m.group(1).lower(), m.group(2).strip()
-    if verb == "progress":
-        return StartRequest(kind="progress", config=defaults)
+    if verb in ("progress", "resume"):
+        return StartRequest(kind=verb, config=defaults)
     config, note = defaults, ""
     if rest.isdigit():
         config = replace(config, n_questions=max(1, min(MAX_QUESTIONS, int(rest))))
@@ -75,8 +82,9 @@ class Coach:
         self._cards: list[Card] | None = None
 
     @classmethod
-    def open(cls, settings: Settings, *, ingest_if_empty: bool = True) -> Coach:
-        """Blocking: open the store (ingesting the knowledge folder when empty) and the graders."""
+    def open(cls, settings: Settings, *, ingest_if_empty: bool = True, history: bool = True) -> Coach:
+        """Blocking: open the store (ingesting the knowledge folder when empty), the graders and the
+        history database."""
         from bot.providers import make_follow_up_writer, make_grader, open_store
 
         store = open_store(settings)
@@ -85,7 +93,12 @@ class Coach:
 
             ingest([settings.knowledge_dir], store, settings.knowledge_dir)
         grader = make_grader(settings, store.embedder, mode="app")
-        return cls(settings, store, grader, make_follow_up_writer(settings))
+        db = None
+        if history:
+            from bot.db import History
+
+            db = History.from_settings(settings)
+        return cls(settings, store, grader, make_follow_up_writer(settings), db)
 
     # -- cards -------------------------------------------------------------------------------
 
@@ -116,6 +129,100 @@ class Coach:
         return f"Grading: **{name}** (falls back to the offline grader if the model fails)."
 
     # -- sessions ----------------------------------------------------------------------------
+
+    def _recorder(self, user_id: int) -> Any:
+        from bot.db import HistoryRecorder
+
+        return HistoryRecorder.from_settings(self.history, user_id, self.settings)
+
+    async def start(
+        self,
+        config: SessionConfig,
+        *,
+        user: str = LOCAL_USER,
+        review: bool = False,
+        rng: random.Random | None = None,
+        clock: Callable[[], datetime] | None = None,
+    ) -> InterviewSession:
+        """A new session for ``user``, stored in the history (when there is one) before the first
+        question. ``review``: due cards first (most overdue first), then new ones, important first."""
+        rng = rng or random.Random()
+        now = (clock or _now)()
+        if self.history is None:
+            return self.new_session(config, rng=rng, clock=clock)
+        uid = await asyncio.to_thread(self.history.ensure_user, user)
+        cards = None
+        if review:
+            from bot.schedule import select_review
+
+            states = await asyncio.to_thread(self.history.card_states, uid)
+            pool = [c for c in self.cards() if not config.topics or c.topic in config.topics]
+            cards = select_review(pool, states, now, config.n_questions, rng)
+        session = self.new_session(config, recorder=self._recorder(uid), rng=rng, clock=clock, cards=cards)
+        await asyncio.to_thread(
+            self.history.start_session,
+            uid,
+            mode=config.mode.value,
+            config={**config.as_dict(), "review": review},
+            card_ids=[q.card.id for q in session.questions],
+            now=now,
+            session_id=session.id,
+        )
+        return session
+
+    async def resumable(self, user: str = LOCAL_USER) -> Any:
+        """The user's latest unfinished session with questions left (``SessionInfo``), or None."""
+        if self.history is None:
+            return None
+        uid = await asyncio.to_thread(self.history.user_id, user)
+        if uid is None:
+            return None
+        info = await asyncio.to_thread(self.history.unfinished_session, uid)
+        if info is None or not info.remaining_card_ids:
+            return None
+        known = {c.id for c in self.cards()}
+        return info if any(cid in known for cid in info.remaining_card_ids) else None
+
+    async def resume(
+        self, user: str = LOCAL_USER, *, clock: Callable[[], datetime] | None = None
+    ) -> tuple[InterviewSession, int] | None:
+        """Rebuild the user's unfinished session at its next question (browser reload, new process)."""
+        info = await self.resumable(user)
+        if info is None:
+            return None
+        by_id = {c.id: c for c in self.cards()}
+        cards = [by_id[cid] for cid in info.card_ids if cid in by_id]
+        deps = SessionDeps(
+            grader=self.grader,
+            retrieve=self.retrieve,
+            follow_ups=self.follow_ups,
+            recorder=self._recorder(info.user_id),
+        )
+        attempts = [
+            Attempt(
+                session_id=a.session_id,
+                card_id=a.card_id,
+                topic=a.topic,
+                kind=a.kind,
+                prompt=a.prompt,
+                answer=a.answer,
+                grade=a.grade,
+                hints_used=a.hints_used,
+                started_at=a.started_at,
+                answered_at=a.answered_at,
+            )
+            for a in info.attempts
+        ]
+        return InterviewSession.restore(
+            cards,
+            SessionConfig.from_dict(info.config),
+            deps,
+            session_id=info.id,
+            attempts=attempts,
+            finished_card_ids=info.finished_card_ids,
+            started_at=info.started_at,
+            clock=clock,
+        )
 
     def new_session(
         self,

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+from typing import Any
+
 from bot.cards import Card
 from bot.grading import Grade
 
@@ -12,7 +15,9 @@ __all__ = [
     "hint_md",
     "question_md",
     "reference_md",
+    "schedule_md",
     "source_line",
+    "when",
 ]
 
 
@@ -92,3 +97,27 @@ def grade_md(grade: Grade) -> str:
         lines += ["", *(f"_Note: {n}_" for n in extra)]
     lines += ["", f"_graded by {grade.grader}{f' · {grade.prompt_version}' if grade.prompt_version else ''}_"]
     return "\n".join(lines)
+
+
+def when(due: datetime, now: datetime) -> str:
+    """ "in 10 minutes", "in 3 days", "now" — how far ``due`` is from ``now``."""
+    seconds = (due - now).total_seconds()
+    if seconds < 30:
+        return "now"
+    for unit, size in (("day", 86400), ("hour", 3600), ("minute", 60)):
+        if seconds >= size:
+            n = round(seconds / size)
+            return f"in {n} {unit}{'s' if n != 1 else ''}"
+    return "now"  # pragma: no cover - unreachable
+
+
+def schedule_md(receipt: Any, now: datetime) -> str:
+    """One line about how a finished question was scheduled (a review from the history), or ""."""
+    if receipt is None or not hasattr(receipt, "rating"):
+        return ""
+    if receipt.rating is None:
+        return "_Not scheduled: this question has no grade, so your review plan is unchanged._"
+    name = getattr(receipt.rating, "name", str(receipt.rating)).capitalize()
+    due = getattr(receipt, "due", None)
+    tail = f" · next review {when(due, now)}" if due is not None else ""
+    return f"_Rated **{name}**{tail}._"

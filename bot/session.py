@@ -376,6 +376,47 @@ class InterviewSession:
         chosen = choose_cards(cards, config, rng or random.Random())
         return cls(chosen, config, deps, clock=clock, session_id=session_id)
 
+    @classmethod
+    def restore(
+        cls,
+        cards: Sequence[Card],
+        config: SessionConfig,
+        deps: SessionDeps,
+        *,
+        session_id: str,
+        attempts: Sequence[Attempt],
+        finished_card_ids: Sequence[str],
+        started_at: datetime | None = None,
+        clock: Callable[[], datetime] | None = None,
+    ) -> tuple[InterviewSession, int]:
+        """Rebuild a stored session (after a reload or a crash) and return it with the index of the
+        question to ask next. Earlier attempts are kept for the report; an unfinished question
+        (e.g. killed during a follow-up) is asked again from the start."""
+        session = cls(cards, config, deps, session_id=session_id, clock=clock)
+        if started_at is not None:
+            session.started_at = started_at
+        finished = set(finished_card_ids)
+        by_card = {q.card.id: q for q in session.questions}
+        for attempt in attempts:
+            q = by_card.get(attempt.card_id)
+            if q is None:
+                continue  # the card was removed from the notes since
+            q.attempts.append(attempt)
+            if attempt.kind is AttemptKind.SKIP:
+                q.skipped = True
+            elif attempt.kind in (AttemptKind.ANSWER, AttemptKind.FOLLOW_UP) and q.card.id in finished:
+                q.answers.append(attempt.answer)
+            elif attempt.kind is AttemptKind.RETRY and q.card.id in finished:
+                q.answers = [attempt.answer]
+        resume_at = next((i for i, q in enumerate(session.questions) if q.card.id not in finished), session.total)
+        for q in session.questions:
+            q.done = q.card.id in finished
+        if resume_at > 0:
+            session._last_graded = next(
+                (q for q in reversed(session.questions[:resume_at]) if q.final is not None), None
+            )
+        return session, resume_at
+
     # -- read-only views --------------------------------------------------------------------
 
     @property
@@ -404,6 +445,9 @@ class InterviewSession:
         for q in self.questions[:resume_at]:
             q.done = True
         self.index = resume_at
+        if resume_at and self.current is not None:
+            # the question being resumed starts clean (its earlier attempts stay for the report)
+            self.current.answers, self.current.follow_ups, self.current.probed = [], [], []
         async for event in self._ask_current():
             yield event
 
