@@ -44,6 +44,7 @@ lint: install
 bench: install
 	$(BIN)/python bench/bench_store.py
 	$(BIN)/python bench/bench_grader.py
+	$(BIN)/python bench/bench_app.py
 
 # Grader agreement with human graders on ../shared/datasets (held-out splits).
 eval: install

@@ -208,8 +208,7 @@ class FakeOpenAI:
         if self._server is not None:
             return self
         handler = type("_BoundHandler", (_Handler,), {"fake": self})
-        server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-        server.daemon_threads = True
+        server = _Server(("127.0.0.1", 0), handler)
         self._server = server
         self._stopping.clear()
         self._thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
@@ -367,6 +366,17 @@ def _split_for_stream(text: str) -> list[str]:
 
 class _Disconnected(Exception):
     pass
+
+
+class _Server(ThreadingHTTPServer):
+    """One thread per connection, so slow replies overlap instead of queueing.
+
+    The listen backlog is raised from socketserver's 5: with dozens of clients connecting at once (the
+    app benchmark's 50 sessions) a full accept queue makes the kernel drop or reset connections.
+    """
+
+    daemon_threads = True
+    request_queue_size = 256
 
 
 class _Handler(BaseHTTPRequestHandler):
