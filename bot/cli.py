@@ -348,8 +348,28 @@ def web(host: str | None, port: int | None) -> None:
         "--port",
         str(port or settings.port),
     ]
+    from bot.users import auth_enabled
+
+    if auth_enabled(settings) and not os.environ.get("CHAINLIT_AUTH_SECRET"):
+        os.environ["CHAINLIT_AUTH_SECRET"] = _auth_secret(settings)
     click.echo(f"Starting the app on http://{host or settings.host}:{port or settings.port}", err=True)
     os.execv(chainlit, args)
+
+
+def _auth_secret(settings: Settings) -> str:
+    """Chainlit signs sign-in tokens with CHAINLIT_AUTH_SECRET; keep a random one in the data dir."""
+    import os
+    import secrets
+
+    path = settings.data_dir / "chainlit-auth-secret"
+    if path.exists():
+        return path.read_text(encoding="utf-8").strip()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    secret = secrets.token_urlsafe(48)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as fh:
+        fh.write(secret)
+    return secret
 
 
 # --------------------------------------------------------------------------- history
@@ -522,6 +542,74 @@ def hash_password_command(user_name: str | None) -> None:
         _err(str(exc))
         sys.exit(EXIT_USAGE)
     click.echo(f"{user_name}:{hashed}")
+
+
+# --------------------------------------------------------------------------- practice
+
+
+@cli.command()
+@click.option("--topic", "topics", multiple=True, help="Only this topic (repeatable; a unique part of the name works).")
+@click.option("-n", "n", default=10, show_default=True, type=click.IntRange(1, 50), help="How many questions.")
+@click.option("--mode", type=click.Choice(["study", "interview"]), default="study", show_default=True)
+@click.option("--review", is_flag=True, help="Cards due for review first, then new ones (important first).")
+@click.option("--resume", is_flag=True, help="Continue your unfinished session at its next question.")
+@click.option("--no-follow-ups", is_flag=True, help="Interview mode without follow-up questions.")
+@click.option("--all-in-order", is_flag=True, help="Don't put important questions first.")
+@click.option("--user", "user_name", help="Whose history (default: the only or the local user).")
+@click.option("--seed", type=int, help="Seed for the question order (reproducible sessions).")
+def practice(
+    topics: tuple[str, ...],
+    n: int,
+    mode: str,
+    review: bool,
+    resume: bool,
+    no_follow_ups: bool,
+    all_in_order: bool,
+    user_name: str | None,
+    seed: int | None,
+) -> None:
+    """Practise in the terminal: the web app's sessions, history and schedule.
+
+    End an answer with an empty line. Commands: /hint /skip /reveal /retry /appeal <why> /next /end.
+    Answers can come from a pipe: printf 'first answer\n\n/skip\n' | interview practice -n 2
+    """
+    import asyncio
+    import random
+
+    from bot.coach import Coach
+    from bot.session import Mode, SessionConfig
+    from bot.terminal import run_practice
+
+    settings = get_settings()
+    user = _history_user(settings, user_name)
+    coach = Coach.open(settings)
+    known = coach.topics()
+    chosen: list[str] = []
+    for wanted in topics:
+        low = wanted.lower()
+        match = [t for t in known if t.lower() == low] or [t for t in known if low in t.lower()]
+        if len(match) != 1:
+            _err(f"topic {wanted!r} matches {len(match)} topics; choose from: {', '.join(known)}")
+            sys.exit(EXIT_USAGE)
+        chosen.append(match[0])
+    config = SessionConfig(
+        mode=Mode(mode),
+        n_questions=n,
+        topics=tuple(chosen),
+        important_first=not all_in_order,
+        follow_ups=not no_follow_ups,
+    )
+    rng = random.Random(seed) if seed is not None else None
+    try:
+        session = asyncio.run(run_practice(coach, config, review=review, resume=resume, user=user, rng=rng))
+    except KeyboardInterrupt:
+        _err("stopped: every graded answer so far is saved; `interview practice --resume` continues")
+        sys.exit(130)
+    finally:
+        if coach.history is not None:
+            coach.history.close()
+    if session is None:
+        sys.exit(1)
 
 
 def main(argv: Sequence[str] | None = None) -> None:

@@ -148,7 +148,7 @@ def report_md(report: SessionReport, *, title: str = "Session report") -> str:
     if ungraded:
         notes.append(f"{ungraded} ungraded (grader failed; left out of the averages)")
     if notes:
-        lines.append("_" + "; ".join(notes) + "._")
+        lines += ["", "_" + "; ".join(notes) + "._"]
     if not report.items:
         lines += ["", "No question was answered in this session."]
         return "\n".join(lines)

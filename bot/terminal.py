@@ -8,6 +8,7 @@ with ``/`` is a command on its own.
 from __future__ import annotations
 
 import asyncio
+import random
 import sys
 from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime
@@ -133,6 +134,7 @@ async def run_practice(
     stream: TextIO | None = None,
     console: Console | None = None,
     clock: Callable[[], datetime] | None = None,
+    rng: random.Random | None = None,
 ) -> InterviewSession | None:
     """Run one session in the terminal. Returns it (finished) or None when there was nothing to ask."""
     stream = stream or sys.stdin
@@ -148,7 +150,7 @@ async def run_practice(
             console.print("No unfinished session to resume; starting a new one.")
         elif await coach.resumable(user) is not None:
             console.print("[dim]You have an unfinished session: `interview practice --resume` continues it.[/dim]")
-        session = await coach.start(config, user=user, review=review, clock=clock)
+        session = await coach.start(config, user=user, review=review, clock=clock, rng=rng)
     if session.total == 0:
         console.print("No questions match (check --topic, or add notes to knowledge/ and run `interview ingest`).")
         return None

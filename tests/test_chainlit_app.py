@@ -49,7 +49,7 @@ class Sent:
 
 
 @asynccontextmanager
-async def chat(session_id: str = "s1") -> AsyncIterator[Sent]:
+async def chat(session_id: str = "s1", user: str | None = None) -> AsyncIterator[Sent]:
     from chainlit.context import ChainlitContext, context_var
     from chainlit.emitter import BaseChainlitEmitter
     from chainlit.session import WebsocketSession
@@ -60,6 +60,10 @@ async def chat(session_id: str = "s1") -> AsyncIterator[Sent]:
     session.user_env = {}
     session.chat_settings = {}
     session.user = None
+    if user is not None:
+        from chainlit.user import User
+
+        session.user = User(identifier=user)
     session.chat_profile = None
     session.http_referer = None
     session.client_type = "webapp"
@@ -110,8 +114,11 @@ async def say(app: Any, text: str) -> None:
 async def click(app: Any, sent: Sent, message: dict[str, Any], name: str) -> None:
     import chainlit as cl
 
+    from chainlit.config import config
+
     data = next(a for a in sent.actions[message["id"]] if a["name"] == name)
-    await app._on_action(cl.Action(name=name, payload=data["payload"], label=data.get("label", "")))
+    callback = config.code.action_callbacks[name]  # what Chainlit's server calls for this button
+    await callback(cl.Action(name=name, payload=data["payload"], label=data.get("label", "")))
 
 
 async def test_start_sends_settings_and_no_message_so_starters_show(app: Any) -> None:
@@ -260,3 +267,82 @@ async def test_two_chats_are_independent_and_concurrent(app: Any) -> None:
     (a, _sa), (b, _sb) = await asyncio.gather(one("c1"), one("c2"))
     assert a is not b and a.id != b.id
     assert a.questions[0].answers == ["answer c1"] and b.questions[0].answers == ["answer c2"]
+
+
+async def test_reload_resumes_at_the_next_question_with_every_graded_attempt(app: Any) -> None:
+    import chainlit as cl
+
+    async with chat("tab1") as sent:
+        await app.start()
+        await say(app, "/drill 3")
+        await say(app, "first answer about gradients")
+        first = cl.user_session.get("session")
+    # the browser reloads: a new websocket session for the same (local) user
+    async with chat("tab2") as sent:
+        await app.start()
+        starters = await app.starters()
+        assert starters[0].message == "/resume" and starters[0].label == "Resume: 1 of 3 done"
+        await say(app, "/resume")
+        assert "Resuming your study session at question 2 of 3" in sent.texts()[0]
+        assert "Question 2 of 3" in sent.texts()[-1]
+        resumed = cl.user_session.get("session")
+        assert resumed.id == first.id
+        assert resumed.questions[0].attempts[0].answer == "first answer about gradients"
+        await say(app, "/end")
+        report = sent.last("Session report")["output"]
+        assert "1 of 3 questions" in report  # the attempt from before the reload is in the report
+        assert (await app.starters())[0].message != "/resume"  # finished: nothing to resume
+
+
+async def test_rating_override_and_progress_view(app: Any) -> None:
+    async with chat("r1") as sent:
+        await app.start()
+        await say(app, "/drill 1")
+        await say(app, "no idea at all")
+        rated = sent.last("Rated **")
+        assert sent.action_names(rated) == ["rate"]
+        await click(app, sent, rated, "rate")
+        menu = sent.messages[-1]
+        assert sent.action_names(menu) == ["rate_again", "rate_hard", "rate_good", "rate_easy"]
+        await click(app, sent, menu, "rate_easy")
+        assert sent.texts()[-1].startswith("_You rated **Easy**") and "next review in" in sent.texts()[-1]
+        await say(app, "/progress")
+        progress = sent.messages[-1]
+        plots = [e for e in sent.elements if e["type"] == "plotly" and e.get("forId") == progress["id"]]
+        assert len(plots) == 3
+        assert "Readiness" in progress["output"] or "readiness" in progress["output"]
+
+
+async def test_each_signed_in_user_sees_only_their_own_history(app: Any) -> None:
+    from chainlit.user import User
+
+    async with chat("a1", user="alice") as sent:
+        await app.start()
+        await say(app, "/drill 2")
+        await say(app, "alice's answer")
+    async with chat("b1", user="bob") as sent:
+        await app.start()
+        assert all(s.message != "/resume" for s in await app.starters(User(identifier="bob")))
+        await say(app, "/resume")
+        assert "no unfinished session" in sent.texts()[-1]
+        await say(app, "/progress")
+        assert "alice" not in sent.texts()[-1]
+    async with chat("a2", user="alice") as sent:
+        await app.start()
+        assert (await app.starters(User(identifier="alice")))[0].message == "/resume"
+        assert (await app.starters())[0].message != "/resume"  # the local user has no session
+        coach = await app.get_coach()
+        alice, bob = coach.history.user_id("alice"), coach.history.user_id("bob")
+        assert [a.answer for a in coach.history.attempts(alice)] == ["alice's answer"]
+        assert coach.history.attempts(bob) == []
+
+
+def test_password_sign_in_checks_configured_users(monkeypatch: pytest.MonkeyPatch) -> None:
+    from bot.settings import Settings
+    from bot.users import authenticate, hash_password
+
+    monkeypatch.setenv("INTERVIEW_USERS", f"alice:{hash_password('s3cret')}")
+    settings = Settings()
+    assert authenticate(settings, "alice", "s3cret") == "alice"
+    assert authenticate(settings, "alice", "wrong") is None
+    assert authenticate(settings, "mallory", "s3cret") is None
