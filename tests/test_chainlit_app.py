@@ -113,7 +113,6 @@ async def say(app: Any, text: str) -> None:
 
 async def click(app: Any, sent: Sent, message: dict[str, Any], name: str) -> None:
     import chainlit as cl
-
     from chainlit.config import config
 
     data = next(a for a in sent.actions[message["id"]] if a["name"] == name)
