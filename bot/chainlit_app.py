@@ -256,7 +256,9 @@ async def _render(session: InterviewSession, events: AsyncIterator[Any]) -> None
     async for event in events:
         if isinstance(event, Asked):
             await cl.Message(
-                content=question_md(event.card, event.number, event.total, retry=event.retry, resumed=event.resumed),
+                content=question_md(
+                    event.card, event.number, event.total, retry=event.retry, resumed=event.resumed, leech=event.leech
+                ),
                 actions=_actions(event.card.id, "hint", "skip", "reveal", "end"),
             ).send()
             await _progress(session, event.number)

@@ -159,6 +159,7 @@ class Coach:
             pool = [c for c in self.cards() if not config.topics or c.topic in config.topics]
             cards = select_review(pool, states, now, config.n_questions, rng)
         session = self.new_session(config, recorder=self._recorder(uid), rng=rng, clock=clock, cards=cards)
+        session.leeches = await self.leeches(uid)
         await asyncio.to_thread(
             self.history.start_session,
             uid,
@@ -169,6 +170,15 @@ class Coach:
             session_id=session.id,
         )
         return session
+
+    async def leeches(self, user_id: int) -> dict[str, str]:
+        """Cards this user failed at least ``INTERVIEW_LEECH_THRESHOLD`` times, with a suggestion."""
+        from bot.schedule import find_leeches
+
+        counts = await asyncio.to_thread(self.history.again_counts, user_id)
+        by_id = {c.id: c for c in self.cards()}
+        found = find_leeches(counts, self.settings.leech_threshold, by_id)
+        return {leech.card_id: leech.suggestion for leech in found}
 
     async def resumable(self, user: str = LOCAL_USER) -> Any:
         """The user's latest unfinished session with questions left (``SessionInfo``), or None."""
@@ -213,7 +223,7 @@ class Coach:
             )
             for a in info.attempts
         ]
-        return InterviewSession.restore(
+        session, resume_at = InterviewSession.restore(
             cards,
             SessionConfig.from_dict(info.config),
             deps,
@@ -223,6 +233,8 @@ class Coach:
             started_at=info.started_at,
             clock=clock,
         )
+        session.leeches = await self.leeches(info.user_id)
+        return session, resume_at
 
     def new_session(
         self,

@@ -27,12 +27,14 @@ def source_line(card: Card) -> str:
     return f"{s.path}, {lines}"
 
 
-def question_md(card: Card, k: int, n: int, *, retry: bool = False, resumed: bool = False) -> str:
+def question_md(card: Card, k: int, n: int, *, retry: bool = False, resumed: bool = False, leech: str = "") -> str:
     star = " · ⭐ important" if card.important else ""
     lead = "Retry — " if retry else ("Back to " if resumed else "")
     note = (
         "" if card.has_answer else "\n\n_Your notes have no answer for this one; I'll grade it from general knowledge._"
     )
+    if leech:
+        note += f"\n\n⚠️ _Leech: {leech}_"
     return f"**{lead}Question {k} of {n}** · _{card.topic}_{star}\n\n### {card.display_question}{note}"
 
 

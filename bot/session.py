@@ -177,6 +177,7 @@ class Asked:
     card: Card
     retry: bool = False
     resumed: bool = False  # shown again after a retry/appeal detour
+    leech: str = ""  # the card keeps being failed: a suggestion to rewrite its note
 
 
 @dataclass(frozen=True)
@@ -360,6 +361,7 @@ class InterviewSession:
         self._target: QuestionState | None = None  # retry/appeal target
         self._resume_phase = Phase.ASKING
         self._last_graded: QuestionState | None = None
+        self.leeches: dict[str, str] = {}  # card id → suggestion, for cards this user keeps failing
 
     @classmethod
     def start(
@@ -815,7 +817,7 @@ class InterviewSession:
             return
         q.asked_at = self.clock()
         self.phase = Phase.ASKING
-        yield Asked(number=q.number, total=self.total, card=q.card)
+        yield Asked(number=q.number, total=self.total, card=q.card, leech=self.leeches.get(q.card.id, ""))
 
     async def _resume(self) -> AsyncIterator[Event]:
         """Back to where the user was before a retry or appeal detour."""

@@ -81,7 +81,11 @@ class TerminalRenderer:
         c = self.console
         if isinstance(event, Asked):
             c.print(Rule())
-            self.md(question_md(event.card, event.number, event.total, retry=event.retry, resumed=event.resumed))
+            self.md(
+                question_md(
+                    event.card, event.number, event.total, retry=event.retry, resumed=event.resumed, leech=event.leech
+                )
+            )
             c.print(f"[dim]{PROMPT_HELP}[/dim]")
         elif isinstance(event, FollowUpAsked):
             self.md(follow_up_md(event.text, event.number, event.of))

@@ -67,3 +67,72 @@ def test_follow_up_writer_follows_the_grader_choice(monkeypatch: pytest.MonkeyPa
     monkeypatch.setenv("OPENAI_BASE_URL", "http://127.0.0.1:9/v1")
     writer: Any = make_follow_up_writer(Settings())
     assert isinstance(writer, LLMFollowUps)
+
+
+def test_review_sessions_ask_due_cards_first_then_new_important_ones(
+    isolated_state: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import asyncio
+    import random
+    from datetime import UTC, datetime, timedelta
+
+    from bot.settings import Settings
+
+    monkeypatch.setenv("INTERVIEW_KNOWLEDGE_DIR", str(Path(__file__).resolve().parents[1] / "knowledge"))
+    coach = Coach.open(Settings())
+    t0 = datetime(2026, 11, 24, 9, 0, tzinfo=UTC)
+    clock = {"now": t0}
+
+    def now() -> datetime:
+        return clock["now"]
+
+    async def scenario() -> tuple[list[str], list[str]]:
+        first = await coach.start(SessionConfig(n_questions=2), review=True, rng=random.Random(0), clock=now)
+        [e async for e in first.begin()]
+        [e async for e in first.handle("/skip")]  # Again: due again in minutes
+        [e async for e in first.handle("/end")]
+        skipped = first.questions[0].card.id
+        clock["now"] = t0 + timedelta(days=1)
+        second = await coach.start(SessionConfig(n_questions=3), review=True, rng=random.Random(0), clock=now)
+        return [skipped], [q.card.id for q in second.questions]
+
+    (skipped,), order = asyncio.run(scenario())
+    assert order[0] == skipped  # the failed card is due: it comes first
+    by_id = {c.id: c for c in coach.cards()}
+    assert all(by_id[cid].important for cid in order[1:])  # then new cards, important first
+
+
+def test_a_card_failed_again_and_again_is_flagged_as_a_leech(
+    isolated_state: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import asyncio
+    import random
+    from datetime import UTC, datetime, timedelta
+
+    from bot.render import question_md
+    from bot.session import Asked
+    from bot.settings import Settings
+
+    monkeypatch.setenv("INTERVIEW_KNOWLEDGE_DIR", str(Path(__file__).resolve().parents[1] / "knowledge"))
+    monkeypatch.setenv("INTERVIEW_LEECH_THRESHOLD", "2")
+    coach = Coach.open(Settings())
+    clock = {"now": datetime(2026, 11, 24, 9, 0, tzinfo=UTC)}
+
+    async def one_review() -> Asked:
+        clock["now"] += timedelta(days=1)
+        s = await coach.start(
+            SessionConfig(n_questions=1), review=True, rng=random.Random(0), clock=lambda: clock["now"]
+        )
+        (asked,) = [e async for e in s.begin()]
+        [e async for e in s.handle("/skip")]
+        assert isinstance(asked, Asked)
+        return asked
+
+    async def scenario() -> list[Asked]:
+        return [await one_review() for _ in range(3)]
+
+    first, second, third = asyncio.run(scenario())
+    assert first.card.id == second.card.id == third.card.id
+    assert first.leech == second.leech == ""
+    assert "Failed 2 times: rewrite the note" in third.leech
+    assert "⚠️ _Leech: Failed 2 times" in question_md(third.card, 1, 1, leech=third.leech)

@@ -230,7 +230,14 @@ def test_median_prompt_at_default_settings_fits(token_counter: Any, fake_chat: A
 
 def test_prompt_files_are_validated(tmp_path: Path) -> None:
     good = load_prompt("grader.user")
-    assert set(good.variables) == {"question", "reference_block", "passages_block", "answer", "answer_note", "appeal_block"}
+    assert set(good.variables) == {
+        "question",
+        "reference_block",
+        "passages_block",
+        "answer",
+        "answer_note",
+        "appeal_block",
+    }
     with pytest.raises(PromptError, match="missing variables"):
         good.format(question="q")
     with pytest.raises(PromptError, match="declared variables"):
