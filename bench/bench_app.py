@@ -194,9 +194,53 @@ def _max_overlap(starts: list[float], duration: float) -> int:
     return best
 
 
-def concurrent_sessions(env: dict[str, str], cwd: Path, n: int, delay: float) -> None:
+def _model_process(delay: float, conn: Any) -> None:
+    """The fake model in its own process, like a real model server on another machine: its work
+    (and the GIL it needs) is not charged to the app or to the clients."""
     with FakeOpenAI() as fake:
         fake.chat.default = _responder(delay)
+        conn.send(fake.env())
+        while True:
+            command = conn.recv()
+            if command == "reset":
+                fake.reset()
+                conn.send("ok")
+            elif command == "requests":
+                conn.send(fake.requests("chat"))
+            else:
+                return
+
+
+class _RemoteModel:
+    def __init__(self, delay: float) -> None:
+        import multiprocessing as mp
+
+        self._conn, child = mp.Pipe()
+        self._proc = mp.get_context("fork").Process(target=_model_process, args=(delay, child), daemon=True)
+        self._proc.start()
+        self._env: dict[str, str] = self._conn.recv()
+
+    def env(self) -> dict[str, str]:
+        return self._env
+
+    def reset(self) -> None:
+        self._conn.send("reset")
+        self._conn.recv()
+
+    def requests(self, endpoint: str) -> list[dict[str, Any]]:
+        self._conn.send("requests")
+        return list(self._conn.recv())
+
+    def __enter__(self) -> _RemoteModel:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._conn.send("stop")
+        self._proc.join(5)
+
+
+def concurrent_sessions(env: dict[str, str], cwd: Path, n: int, delay: float) -> None:
+    with _RemoteModel(delay) as fake:
         llm_env = {
             **env,
             **fake.env(),
@@ -214,15 +258,16 @@ def concurrent_sessions(env: dict[str, str], cwd: Path, n: int, delay: float) ->
             except Exception:
                 print(server.output()[-3000:], file=sys.stderr)
                 raise
+        chat_requests = fake.requests("chat")
         grading = [
             r
-            for r in fake.requests("chat")
+            for r in chat_requests
             if ((r["json"] or {}).get("response_format") or {}).get("json_schema", {}).get("name") == "GraderOutput"
         ]
     arrivals = [r["time"] - answered_at for r in grading]
     streamed = sum(bool((r["json"] or {}).get("stream")) for r in grading)
     print(
-        f"  {n} sessions started (question shown) in {setup:.2f} s; fake model: {len(fake.requests('chat'))} chat "
+        f"  {n} sessions started (question shown) in {setup:.2f} s; fake model: {len(chat_requests)} chat "
         f"requests, {len(grading)} grading ({streamed} streamed, {len(_split_for_stream(json.dumps(GRADER_REPLY)))} "
         f"SSE chunks each), up to {_max_overlap([r['time'] for r in grading], delay)} in flight",
         flush=True,

@@ -53,6 +53,7 @@ ACTION_LABELS = {
     "rate": ("Change rating", "star"),
 }
 RATINGS = {"again": 1, "hard": 2, "good": 3, "easy": 4}
+STREAM_FLUSH_S = 0.15  # streamed feedback is sent in pieces at most this often
 
 
 async def get_coach() -> Coach:
@@ -252,7 +253,10 @@ async def _progress(session: InterviewSession, current: int | None) -> None:
 async def _render(session: InterviewSession, events: AsyncIterator[Any]) -> None:
     """Turn the core's events into messages, steps and elements."""
     grade_step: cl.Step | None = None
+    retrieval_step: cl.Step | None = None
     stream: cl.Message | None = None
+    pending, flushed = "", 0.0
+    loop = asyncio.get_running_loop()
     async for event in events:
         if isinstance(event, Asked):
             await cl.Message(
@@ -270,20 +274,24 @@ async def _render(session: InterviewSession, events: AsyncIterator[Any]) -> None
         elif isinstance(event, Grading):
             grade_step = cl.Step(name="Grade", type="llm", default_open=False)
             grade_step.input = f"{event.kind.value}: {event.card.display_question}"
-            await grade_step.send()
+            # sent once, when the grade is in: nothing is emitted between the answer and the model call
         elif isinstance(event, Retrieved):
-            async with cl.Step(
-                name="Retrieve reference", type="retrieval", parent_id=grade_step.id if grade_step else None
-            ) as step:
-                step.output = "\n".join(
-                    [f"reference: {source_line(event.card)}"]
-                    + [f"- {h.score:.2f} {h.card.display_question}" for h in event.retrieval.passages]
-                )
+            step = cl.Step(name="Retrieve reference", type="retrieval", parent_id=grade_step.id if grade_step else None)
+            step.output = "\n".join(
+                [f"reference: {source_line(event.card)}"]
+                + [f"- {h.score:.2f} {h.card.display_question}" for h in event.retrieval.passages]
+            )
+            step.end = datetime.now(UTC).isoformat()
+            retrieval_step = step  # the retrieval was prefetched while the user typed
         elif isinstance(event, Feedback):
             if session.config.mode is Mode.STUDY:  # interview mode may follow up first: no live grade
-                if stream is None:
-                    stream = cl.Message(content="")
-                await stream.stream_token(event.text)
+                pending += event.text
+                now = loop.time()
+                if now - flushed >= STREAM_FLUSH_S:  # a few updates a second, not one per token
+                    if stream is None:
+                        stream = cl.Message(content="")
+                    await stream.stream_token(pending)
+                    pending, flushed = "", now
         elif isinstance(event, Graded):
             grade = event.grade
             if grade_step is not None:
@@ -293,8 +301,10 @@ async def _render(session: InterviewSession, events: AsyncIterator[Any]) -> None
                     else f"{grade.grader}: ungraded — {grade.ungraded_reason}"
                 )
                 grade_step.end = datetime.now(UTC).isoformat()
-                await grade_step.update()
-                grade_step = None
+                await grade_step.send()
+                if retrieval_step is not None:
+                    await retrieval_step.send()
+                grade_step = retrieval_step = None
             if event.follow_up_next:
                 if stream is not None:
                     await stream.remove()

@@ -329,31 +329,15 @@ def setup(force: bool) -> None:
 def web(host: str | None, port: int | None) -> None:
     """Start the Chainlit web app (http://localhost:8000 by default)."""
     import os
-    import shutil
+
+    from bot.users import auth_enabled
+    from bot.web import serve
 
     settings = get_settings()
-    app = Path(__file__).with_name("chainlit_app.py")
-    exe = Path(sys.executable).with_name("chainlit")
-    chainlit = str(exe) if exe.exists() else shutil.which("chainlit")
-    if chainlit is None:
-        _err("chainlit is not installed in this environment (run `make install`)")
-        sys.exit(1)
-    args = [
-        chainlit,
-        "run",
-        str(app),
-        "--headless",
-        "--host",
-        host or settings.host,
-        "--port",
-        str(port or settings.port),
-    ]
-    from bot.users import auth_enabled
-
     if auth_enabled(settings) and not os.environ.get("CHAINLIT_AUTH_SECRET"):
         os.environ["CHAINLIT_AUTH_SECRET"] = _auth_secret(settings)
     click.echo(f"Starting the app on http://{host or settings.host}:{port or settings.port}", err=True)
-    os.execv(chainlit, args)
+    serve(host or settings.host, port or settings.port)
 
 
 def _auth_secret(settings: Settings) -> str:

@@ -7,15 +7,17 @@ loop: it opens the store and loads models) and ask it for sessions; neither hold
 from __future__ import annotations
 
 import asyncio
+import functools
 import random
 import re
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 
 from bot.attempts import Attempt
 from bot.cards import Card
+from bot.grading import Grade, GradeRequest
 from bot.session import InterviewSession, Mode, SessionConfig, SessionDeps
 from bot.settings import Settings
 from bot.store import CardStore, Retrieval
@@ -23,6 +25,7 @@ from bot.store import CardStore, Retrieval
 __all__ = ["Coach", "StartRequest", "parse_start"]
 
 MAX_QUESTIONS = 50
+RETRIEVAL_CACHE = 4096  # cards; a retrieval is a few KB
 LOCAL_USER = "local"  # the single user when authentication is off
 
 
@@ -70,6 +73,43 @@ def parse_start(text: str, defaults: SessionConfig, topics: list[str]) -> StartR
     return StartRequest(kind="session", config=config, review=verb == "review", note=note)
 
 
+class LoadAwareGrader:
+    """Streams feedback only while few grades are in flight; beyond ``max_streams`` it grades in one
+    call. Token streaming is a nicety that costs CPU per token on the one event loop every user
+    shares; under a burst of answers, whole grades reach everyone sooner."""
+
+    def __init__(self, inner: Any, max_streams: int) -> None:
+        self.inner = inner
+        self.max_streams = max_streams
+        self.in_flight = 0
+
+    @property
+    def name(self) -> str:
+        return str(self.inner.name)
+
+    async def agrade(self, request: GradeRequest) -> Grade:
+        self.in_flight += 1
+        try:
+            return await self.inner.agrade(request)  # type: ignore[no-any-return]
+        finally:
+            self.in_flight -= 1
+
+    async def astream(self, request: GradeRequest) -> AsyncIterator[Any]:
+        stream = getattr(self.inner, "astream", None)
+        if stream is None or self.in_flight >= self.max_streams:
+            yield await self.agrade(request)
+            return
+        self.in_flight += 1
+        try:
+            async for item in stream(request):
+                yield item
+        finally:
+            self.in_flight -= 1
+
+    def __getattr__(self, item: str) -> Any:
+        return getattr(self.inner, item)
+
+
 class Coach:
     """Store, grader, follow-up writer (and history, when configured) for one process."""
 
@@ -80,6 +120,7 @@ class Coach:
         self.follow_ups = follow_ups
         self.history = history
         self._cards: list[Card] | None = None
+        self._retrieved: dict[tuple[str, str], Retrieval] = {}
 
     @classmethod
     def open(cls, settings: Settings, *, ingest_if_empty: bool = True, history: bool = True) -> Coach:
@@ -92,7 +133,7 @@ class Coach:
             from bot.ingest import ingest
 
             ingest([settings.knowledge_dir], store, settings.knowledge_dir)
-        grader = make_grader(settings, store.embedder, mode="app")
+        grader = LoadAwareGrader(make_grader(settings, store.embedder, mode="app"), settings.max_streams)
         db = None
         if history:
             from bot.db import History
@@ -114,7 +155,16 @@ class Coach:
         return sorted(counts, key=lambda t: (-counts[t], t))
 
     async def retrieve(self, card: Card) -> Retrieval:
-        return await asyncio.to_thread(self.store.related, card, self.settings.related_k)
+        """The card's reference and related passages, cached per card version for this process."""
+        key = (card.id, card.content_hash())
+        hit = self._retrieved.get(key)
+        if hit is not None:
+            return hit
+        retrieval = await asyncio.to_thread(self.store.related, card, self.settings.related_k)
+        if len(self._retrieved) >= RETRIEVAL_CACHE:
+            self._retrieved.pop(next(iter(self._retrieved)))
+        self._retrieved[key] = retrieval
+        return retrieval
 
     # -- text --------------------------------------------------------------------------------
 
@@ -150,24 +200,26 @@ class Coach:
         now = (clock or _now)()
         if self.history is None:
             return self.new_session(config, rng=rng, clock=clock)
-        uid = await asyncio.to_thread(self.history.ensure_user, user)
+        uid = await self.history.arun(self.history.ensure_user, user)
         cards = None
         if review:
             from bot.schedule import select_review
 
-            states = await asyncio.to_thread(self.history.card_states, uid)
+            states = await self.history.arun(self.history.card_states, uid)
             pool = [c for c in self.cards() if not config.topics or c.topic in config.topics]
             cards = select_review(pool, states, now, config.n_questions, rng)
         session = self.new_session(config, recorder=self._recorder(uid), rng=rng, clock=clock, cards=cards)
         session.leeches = await self.leeches(uid)
-        await asyncio.to_thread(
-            self.history.start_session,
-            uid,
-            mode=config.mode.value,
-            config={**config.as_dict(), "review": review},
-            card_ids=[q.card.id for q in session.questions],
-            now=now,
-            session_id=session.id,
+        await self.history.arun(
+            functools.partial(
+                self.history.start_session,
+                uid,
+                mode=config.mode.value,
+                config={**config.as_dict(), "review": review},
+                card_ids=[q.card.id for q in session.questions],
+                now=now,
+                session_id=session.id,
+            )
         )
         return session
 
@@ -175,7 +227,7 @@ class Coach:
         """Cards this user failed at least ``INTERVIEW_LEECH_THRESHOLD`` times, with a suggestion."""
         from bot.schedule import find_leeches
 
-        counts = await asyncio.to_thread(self.history.again_counts, user_id)
+        counts = await self.history.arun(self.history.again_counts, user_id)
         by_id = {c.id: c for c in self.cards()}
         found = find_leeches(counts, self.settings.leech_threshold, by_id)
         return {leech.card_id: leech.suggestion for leech in found}
@@ -184,10 +236,10 @@ class Coach:
         """The user's latest unfinished session with questions left (``SessionInfo``), or None."""
         if self.history is None:
             return None
-        uid = await asyncio.to_thread(self.history.user_id, user)
+        uid = await self.history.arun(self.history.user_id, user)
         if uid is None:
             return None
-        info = await asyncio.to_thread(self.history.unfinished_session, uid)
+        info = await self.history.arun(self.history.unfinished_session, uid)
         if info is None or not info.remaining_card_ids:
             return None
         known = {c.id for c in self.cards()}

@@ -25,7 +25,6 @@ from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import AIMessageChunk, BaseMessage
 from langchain_core.prompts import ChatPromptTemplate
 from langchain_core.runnables import Runnable
-from langchain_core.utils.json import parse_partial_json
 from pydantic import BaseModel, Field, ValidationError
 
 from bot.budget import TokenCounter, fit_prompt
@@ -138,12 +137,62 @@ def _usage(message: BaseMessage | None) -> tuple[int, int]:
     return int(meta.get("input_tokens", 0) or 0), int(meta.get("output_tokens", 0) or 0)
 
 
-def _partial(text: str) -> Any:
-    """Best-effort parse of an incomplete JSON reply (for streaming feedback)."""
-    try:
-        return parse_partial_json(_FENCE.sub("", text.lstrip())) or {}
-    except ValueError:
-        return {}
+_FEEDBACK_KEY = re.compile(r'"feedback"\s*:\s*"')
+_JSON_STRING_BODY = re.compile(r'(?:[^"\\]|\\.)*', re.S)
+
+
+def _chunk_text(chunk: AIMessageChunk, mode: StructuredMode) -> str:
+    """The reply text a streamed chunk adds (tool-call arguments in function-calling mode)."""
+    if mode == "function_calling":
+        return "".join(str(c.get("args") or "") for c in chunk.tool_call_chunks)
+    content = chunk.content
+    if isinstance(content, list):
+        return "".join(part if isinstance(part, str) else str(part.get("text", "")) for part in content)
+    return str(content)
+
+
+class FeedbackScanner:
+    """Pulls the ``"feedback"`` string out of a JSON reply while it streams.
+
+    Work per chunk is proportional to the feedback seen so far, not to the whole reply: the reply
+    is never re-parsed from the start (that made 50 concurrent streams CPU-bound).
+    """
+
+    def __init__(self) -> None:
+        self._buf = ""
+        self._start = -1
+        self._shown = ""
+        self._done = False
+
+    def feed(self, piece: str) -> str:
+        """Add reply text; return the feedback text that became visible (possibly "")."""
+        if self._done or not piece:
+            return ""
+        self._buf += piece
+        if self._start < 0:
+            m = _FEEDBACK_KEY.search(self._buf, max(0, len(self._buf) - len(piece) - 16))
+            if m is None:
+                return ""
+            self._start = m.end()
+        body = _JSON_STRING_BODY.match(self._buf, self._start)
+        raw = body.group(0) if body else ""
+        end = body.end() if body else self._start
+        self._done = end < len(self._buf) and self._buf[end] == '"'  # the closing quote arrived
+        text = _decode_json_string_prefix(raw)
+        if len(text) <= len(self._shown) or not text.startswith(self._shown):
+            return ""
+        new, self._shown = text[len(self._shown) :], text
+        return new
+
+
+def _decode_json_string_prefix(raw: str) -> str:
+    """Decode the body of a JSON string that may end in the middle of an escape (e.g. ``\\u00``)."""
+    for cut in range(0, 6):
+        try:
+            return str(json.loads('"' + raw[: len(raw) - cut] + '"'))
+        except json.JSONDecodeError:
+            continue
+    return ""
 
 
 def _bad_reply_error(exc: Exception) -> str:
@@ -262,10 +311,15 @@ class LLMGrader:
     def _bound(self) -> Runnable[Any, BaseMessage]:
         if self._mode == "function_calling":
             return self._chat.bind_tools([GraderOutput], tool_choice="GraderOutput")
+        # The response format travels in the request body as-is (``extra_body``). Passed as
+        # ``response_format``, langchain-openai routes through the SDK's structured-output helpers,
+        # which re-walk the schema on every request and re-parse the whole reply on every streamed
+        # chunk: with 50 concurrent grades that alone kept the event loop busy for seconds.
+        # We parse and validate the reply ourselves (one path with retry), so nothing is lost.
         if self._mode == "json_mode":
-            return self._chat.bind(response_format={"type": "json_object"})
+            return self._chat.bind(extra_body={"response_format": {"type": "json_object"}})
         fmt = {"type": "json_schema", "json_schema": {"name": "GraderOutput", "schema": self._schema}}
-        return self._chat.bind(response_format=fmt)
+        return self._chat.bind(extra_body={"response_format": fmt})
 
     async def _call(
         self, messages: list[BaseMessage], on_delta: Callable[[str], Awaitable[None]] | None
@@ -276,20 +330,18 @@ class LLMGrader:
         )
         if on_delta is None:
             return await chain.ainvoke(messages)
-        full: AIMessageChunk | None = None
-        shown = ""
+        chunks: list[AIMessageChunk] = []
+        scanner = FeedbackScanner()
         async for chunk in chain.astream(messages):
             if not isinstance(chunk, AIMessageChunk):
                 continue
-            full = chunk if full is None else full + chunk
-            partial = _partial(_reply_text(full, self._mode))
-            feedback = partial.get("feedback") if isinstance(partial, dict) else None
-            if isinstance(feedback, str) and len(feedback) > len(shown) and feedback.startswith(shown):
-                await on_delta(feedback[len(shown) :])
-                shown = feedback
-        if full is None:
+            chunks.append(chunk)
+            new = scanner.feed(_chunk_text(chunk, self._mode))
+            if new:
+                await on_delta(new)
+        if not chunks:
             raise _BadReply("empty stream")
-        return full
+        return chunks[0] + chunks[1:] if len(chunks) > 1 else chunks[0]  # one merge, not one per chunk
 
     async def _grade(self, request: GradeRequest, on_delta: Callable[[str], Awaitable[None]] | None) -> Grade:
         clean = clean_answer(request.answer)

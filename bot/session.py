@@ -13,6 +13,7 @@ without waiting. ``retry`` and ``appeal`` act on the question graded last; ``hin
 
 from __future__ import annotations
 
+import asyncio
 import random
 import re
 import uuid
@@ -362,6 +363,7 @@ class InterviewSession:
         self._resume_phase = Phase.ASKING
         self._last_graded: QuestionState | None = None
         self.leeches: dict[str, str] = {}  # card id → suggestion, for cards this user keeps failing
+        self._retrievals: dict[str, asyncio.Future[Retrieval]] = {}  # prefetched while the user types
 
     @classmethod
     def start(
@@ -567,6 +569,8 @@ class InterviewSession:
             yield Notice("There is no open question to skip.")
             return
         if self.phase is Phase.FOLLOW_UP:  # skipping a follow-up keeps the grade so far
+            for held in self._held_grade(q):
+                yield held
             async for event in self._finish_question(q):
                 yield event
             return
@@ -604,6 +608,9 @@ class InterviewSession:
             async for event in self._skip(arg, card_id):
                 yield event
             return
+        if self.phase is Phase.FOLLOW_UP:
+            for held in self._held_grade(q):
+                yield held
         async for event in self._finish_question(q):
             yield event
 
@@ -643,6 +650,9 @@ class InterviewSession:
 
     async def _end(self, arg: str, card_id: str | None) -> AsyncIterator[Event]:
         q = self.current
+        if q is not None and self.phase is Phase.FOLLOW_UP:
+            for held in self._held_grade(q):
+                yield held
         if q is not None and q.answered and not q.done and (closed := await self._close(q)):
             yield closed
         async for event in self._finish():
@@ -731,11 +741,12 @@ class InterviewSession:
     ) -> AsyncIterator[Event]:
         """Retrieve, grade (streaming feedback when the grader streams) and put the grade in ``out``."""
         yield Grading(card=q.card, kind=kind)
-        retrieval = await self.deps.retrieve(q.card)
+        retrieval = await self._retrieval(q.card)
         yield Retrieved(card=q.card, retrieval=retrieval)
         request = retrieval.request(answer).model_copy(update={"appeal": appeal})
         grade: Grade | None = None
-        stream = getattr(self.deps.grader, "astream", None)
+        # Interview mode shows no live feedback (a follow-up may come first): don't pay for streaming.
+        stream = getattr(self.deps.grader, "astream", None) if self.config.mode is Mode.STUDY else None
         if stream is not None:
             async for item in stream(request):
                 if isinstance(item, Grade):
@@ -802,6 +813,14 @@ class InterviewSession:
             )
         return Closed(card=q.card, receipt=receipt)
 
+    def _held_grade(self, q: QuestionState) -> list[Event]:
+        """Interview mode holds a question's grade back while follow-ups are pending; when the
+        question ends without another answer (next, skip, end), the grade so far is shown."""
+        last = next((a for a in reversed(q.attempts) if a.grade is not None), None)
+        if last is None or last.grade is None:
+            return []
+        return [Graded(card=q.card, attempt=last, grade=last.grade, show_reference=self.config.mode is Mode.STUDY)]
+
     async def _finish_question(self, q: QuestionState) -> AsyncIterator[Event]:
         if closed := await self._close(q):
             yield closed
@@ -817,7 +836,22 @@ class InterviewSession:
             return
         q.asked_at = self.clock()
         self.phase = Phase.ASKING
+        self._prefetch(q.card)
         yield Asked(number=q.number, total=self.total, card=q.card, leech=self.leeches.get(q.card.id, ""))
+
+    def _prefetch(self, card: Card) -> None:
+        """Start retrieving the reference while the user thinks (minutes, usually), not after."""
+        if card.id not in self._retrievals:
+            self._retrievals[card.id] = asyncio.ensure_future(self.deps.retrieve(card))
+
+    async def _retrieval(self, card: Card) -> Retrieval:
+        task = self._retrievals.pop(card.id, None)
+        if task is not None:
+            try:
+                return await task
+            except Exception:  # a failed prefetch is retried once, on demand
+                pass
+        return await self.deps.retrieve(card)
 
     async def _resume(self) -> AsyncIterator[Event]:
         """Back to where the user was before a retry or appeal detour."""
@@ -838,6 +872,9 @@ class InterviewSession:
         yield Asked(number=q.number, total=self.total, card=q.card, resumed=True)
 
     async def _finish(self) -> AsyncIterator[Event]:
+        for task in self._retrievals.values():
+            task.cancel()
+        self._retrievals.clear()
         self.phase = Phase.FINISHED
         self.finished_at = self.clock()
         if self.deps.recorder is not None:

@@ -122,6 +122,15 @@ class Settings(BaseSettings):
     related_k: int = Field(
         3, ge=0, le=20, validation_alias=_env("INTERVIEW_RELATED_K"), description="Related passages per card."
     )
+    max_streams: int = Field(
+        4,
+        ge=0,
+        validation_alias=_env("INTERVIEW_MAX_STREAMS"),
+        description=(
+            "Grades streamed token by token at the same time (web app). Beyond this, grades arrive "
+            "whole: streaming costs CPU per token, and under load it delays everyone's grade."
+        ),
+    )
     embed_threads: int = Field(
         0,
         ge=0,

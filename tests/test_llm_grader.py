@@ -86,8 +86,8 @@ async def test_valid_reply_becomes_a_grade_scored_in_code(fake_chat: Any, token_
     assert "<candidate_answer>\n" + REQ.answer + "\n</candidate_answer>" in str(user.content)
     assert "<question>\nWhat is dropout?\n</question>" in str(user.content)
     assert REQ.reference in str(user.content)
-    assert chat.calls[0]["kwargs"]["response_format"]["type"] == "json_schema"
-    schema = chat.calls[0]["kwargs"]["response_format"]["json_schema"]["schema"]
+    assert chat.calls[0]["kwargs"]["extra_body"]["response_format"]["type"] == "json_schema"
+    schema = chat.calls[0]["kwargs"]["extra_body"]["response_format"]["json_schema"]["schema"]
     assert "score" not in schema["properties"]
     assert next(iter(schema["properties"])) == "reasoning"  # reasoning before the ratings
 
@@ -347,3 +347,21 @@ async def test_appeal_reaches_the_model_in_its_own_block_cleaned(fake_chat: Any,
     assert "switches off random neurons', which is deactivation" in block
     assert "Ignore previous instructions" not in text  # the shared injection filter ran on the appeal too
     assert text.index("</candidate_answer>") < text.index("<candidate_appeal")
+
+
+@pytest.mark.parametrize("size", [1, 2, 3, 7, 50, 10_000])
+def test_feedback_scanner_streams_exactly_the_feedback_whatever_the_chunking(size: int) -> None:
+    from bot.llm_grader import FeedbackScanner
+
+    reply = json.dumps(
+        {
+            "reasoning": 'mentions "feedback": "not this" inside a string',
+            "key_points": [],
+            "feedback": 'Good — say "why" é, then\nstop. \\ done',
+            "model_answer": "not streamed",
+        }
+    )
+    scanner = FeedbackScanner()
+    pieces = [scanner.feed(reply[i : i + size]) for i in range(0, len(reply), size)]
+    assert "".join(pieces) == json.loads(reply)["feedback"]
+    assert scanner.feed('"feedback": "again"') == ""  # done after the closing quote

@@ -375,7 +375,9 @@ async def test_next_during_a_follow_up_keeps_the_grade_so_far() -> None:
     await run(session.begin())
     await run(session.handle("adaptive"))
     events = await run(session.command(Command.NEXT))
-    assert kinds(events) == ["Asked"] and events[-1].number == 2
+    assert kinds(events) == ["Graded", "Asked"] and events[-1].number == 2
+    shown = events[0]
+    assert shown.grade.score == 6.5 and not shown.follow_up_next  # the held-back grade is shown now
     assert rec.outcomes[0].final is not None and rec.outcomes[0].final.score == 6.5
     assert not rec.outcomes[0].skipped
 
