@@ -61,7 +61,7 @@ async def get_coach() -> Coach:
     global _coach
     async with _lock:
         if _coach is None:
-            _coach = await asyncio.to_thread(Coach.open, get_settings())
+            _coach = await asyncio.to_thread(lambda: Coach.open(get_settings(), worker=True))
         return _coach
 
 

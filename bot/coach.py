@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import os
 import random
 import re
 from collections.abc import AsyncIterator, Callable
@@ -123,9 +124,11 @@ class Coach:
         self._retrieved: dict[tuple[str, str], Retrieval] = {}
 
     @classmethod
-    def open(cls, settings: Settings, *, ingest_if_empty: bool = True, history: bool = True) -> Coach:
+    def open(
+        cls, settings: Settings, *, ingest_if_empty: bool = True, history: bool = True, worker: bool = False
+    ) -> Coach:
         """Blocking: open the store (ingesting the knowledge folder when empty), the graders and the
-        history database."""
+        history database. ``worker``: LLM grading in a worker process (the web app asks for it)."""
         from bot.providers import make_follow_up_writer, make_grader, open_store
 
         store = open_store(settings)
@@ -133,7 +136,15 @@ class Coach:
             from bot.ingest import ingest
 
             ingest([settings.knowledge_dir], store, settings.knowledge_dir)
-        grader = LoadAwareGrader(make_grader(settings, store.embedder, mode="app"), settings.max_streams)
+        inner = make_grader(settings, store.embedder, mode="app")
+        if worker and settings.grader_process == "auto" and settings.use_llm_grader and (os.cpu_count() or 1) > 1:
+            import atexit
+
+            from bot.worker import GraderWorker
+
+            inner = GraderWorker(inner).start()
+            atexit.register(inner.stop)
+        grader = LoadAwareGrader(inner, settings.max_streams)
         db = None
         if history:
             from bot.db import History

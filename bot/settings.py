@@ -122,6 +122,14 @@ class Settings(BaseSettings):
     related_k: int = Field(
         3, ge=0, le=20, validation_alias=_env("INTERVIEW_RELATED_K"), description="Related passages per card."
     )
+    grader_process: Literal["auto", "off"] = Field(
+        "auto",
+        validation_alias=_env("INTERVIEW_GRADER_PROCESS"),
+        description=(
+            "'auto' = the web app runs the LLM grader in a worker process when the machine has more "
+            "than one CPU (its client-side CPU then leaves the shared event loop); 'off' = in-process."
+        ),
+    )
     max_streams: int = Field(
         4,
         ge=0,

@@ -1,0 +1,78 @@
+"""The LLM grader in a worker process: same grades, streaming, and no grade lost when it dies."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from bot.grading import Grade
+from bot.worker import GraderWorker
+from tests.fake_openai import FakeOpenAI, Reply
+from tests.test_llm_grader import REQ, reply
+
+pytestmark = pytest.mark.slow  # starts a Python process that imports LangChain
+
+
+@pytest.fixture
+def model(monkeypatch: pytest.MonkeyPatch, isolated_state: Path) -> Iterator[FakeOpenAI]:
+    with FakeOpenAI() as fake:
+        for k, v in {**fake.env(), "INTERVIEW_GRADER": "llm", "INTERVIEW_LLM_MODEL": "gpt-4o-mini"}.items():
+            monkeypatch.setenv(k, v)
+        yield fake
+
+
+@pytest.fixture
+def worker(model: FakeOpenAI, local_embedder: Any) -> Iterator[GraderWorker]:
+    from bot.providers import make_grader
+    from bot.settings import Settings
+
+    w = GraderWorker(make_grader(Settings(), local_embedder)).start()
+    yield w
+    w.stop()
+
+
+async def test_grades_and_streams_through_the_worker_process(model: FakeOpenAI, worker: GraderWorker) -> None:
+    model.chat.default = lambda req: Reply.json(json_reply())
+    grade = await worker.agrade(REQ)
+    assert grade.graded and grade.grader == "llm:gpt-4o-mini" and grade.score == 6.5
+    items = [item async for item in worker.astream(REQ)]
+    assert isinstance(items[-1], Grade) and items[-1].score == 6.5
+    deltas = "".join(i.text for i in items[:-1])
+    assert deltas == "Good: you named the mechanism and the purpose."
+    assert worker.fallbacks == 0
+    assert len(model.requests("chat")) == 2  # both went to the model, from the worker process
+    answers = await asyncio.gather(*(worker.agrade(REQ) for _ in range(20)))  # concurrent requests
+    assert all(g.score == 6.5 for g in answers) and worker.fallbacks == 0
+
+
+async def test_a_dead_worker_costs_no_grade_and_is_restarted(model: FakeOpenAI, worker: GraderWorker) -> None:
+    model.chat.default = lambda req: Reply.json(json_reply())
+    assert (await worker.agrade(REQ)).graded
+    assert worker._proc is not None
+    os.kill(worker._proc.pid, signal.SIGKILL)
+    worker._proc.wait(10)
+    grade = await worker.agrade(REQ)  # in flight when the worker is gone: graded in-process, or by a new one
+    assert grade.graded and grade.score == 6.5
+    again = await worker.agrade(REQ)
+    assert again.graded and worker._proc.poll() is None  # a fresh worker answers
+
+
+async def test_the_worker_exits_with_the_app_connection(model: FakeOpenAI, worker: GraderWorker) -> None:
+    model.chat.default = lambda req: Reply.json(json_reply())
+    await worker.agrade(REQ)
+    assert worker._writer is not None and worker._proc is not None
+    worker._writer.close()
+    await asyncio.get_running_loop().run_in_executor(None, worker._proc.wait, 10)
+    assert worker._proc.returncode == 0 and not worker.socket_path.exists()
+
+
+def json_reply() -> Any:
+    import json
+
+    return json.loads(reply(("hit", "missed"), correctness=3, depth=1))
