@@ -16,7 +16,6 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 
-from bot.attempts import Attempt
 from bot.cards import Card
 from bot.grading import Grade, GradeRequest
 from bot.session import InterviewSession, Mode, SessionConfig, SessionDeps
@@ -191,6 +190,9 @@ class Coach:
 
     # -- sessions ----------------------------------------------------------------------------
 
+    def _deps(self, recorder: Any) -> SessionDeps:
+        return SessionDeps(grader=self.grader, retrieve=self.retrieve, follow_ups=self.follow_ups, recorder=recorder)
+
     def _recorder(self, user_id: int) -> Any:
         from bot.db import HistoryRecorder
 
@@ -265,27 +267,8 @@ class Coach:
             return None
         by_id = {c.id: c for c in self.cards()}
         cards = [by_id[cid] for cid in info.card_ids if cid in by_id]
-        deps = SessionDeps(
-            grader=self.grader,
-            retrieve=self.retrieve,
-            follow_ups=self.follow_ups,
-            recorder=self._recorder(info.user_id),
-        )
-        attempts = [
-            Attempt(
-                session_id=a.session_id,
-                card_id=a.card_id,
-                topic=a.topic,
-                kind=a.kind,
-                prompt=a.prompt,
-                answer=a.answer,
-                grade=a.grade,
-                hints_used=a.hints_used,
-                started_at=a.started_at,
-                answered_at=a.answered_at,
-            )
-            for a in info.attempts
-        ]
+        deps = self._deps(self._recorder(info.user_id))
+        attempts = [a.as_attempt() for a in info.attempts]
         session, resume_at = InterviewSession.restore(
             cards,
             SessionConfig.from_dict(info.config),
@@ -309,7 +292,7 @@ class Coach:
         cards: list[Card] | None = None,
     ) -> InterviewSession:
         """A session over ``cards`` (already ordered, e.g. by the review scheduler) or chosen from all."""
-        deps = SessionDeps(grader=self.grader, retrieve=self.retrieve, follow_ups=self.follow_ups, recorder=recorder)
+        deps = self._deps(recorder)
         if cards is not None:
             return InterviewSession(cards[: config.n_questions], config, deps, clock=clock)
         return InterviewSession.start(self.cards(), config, deps, rng=rng, clock=clock)

@@ -200,6 +200,21 @@ class StoredAttempt:
     def score(self) -> float | None:
         return self.grade.score if self.grade is not None and self.grade.graded else None
 
+    def as_attempt(self) -> Attempt:
+        """The attempt as the session core knows it (for resuming a stored session)."""
+        return Attempt(
+            session_id=self.session_id,
+            card_id=self.card_id,
+            topic=self.topic,
+            kind=self.kind,
+            prompt=self.prompt,
+            answer=self.answer,
+            grade=self.grade,
+            hints_used=self.hints_used,
+            started_at=self.started_at,
+            answered_at=self.answered_at,
+        )
+
 
 @dataclass(frozen=True)
 class Review:
