@@ -161,7 +161,7 @@ async def on_message(message: cl.Message) -> None:
         if session is None or session.finished or request is not None:
             await _start(coach, session, request, text)
             return
-        await _render(session, session.handle(text))
+        await _render(session, session.handle(text), under=message.id)
 
 
 async def _start(coach: Coach, previous: InterviewSession | None, request: StartRequest | None, text: str) -> None:
@@ -250,10 +250,10 @@ async def _progress(session: InterviewSession, current: int | None) -> None:
     await tasks.send()
 
 
-async def _render(session: InterviewSession, events: AsyncIterator[Any]) -> None:
-    """Turn the core's events into messages, steps and elements."""
+async def _render(session: InterviewSession, events: AsyncIterator[Any], *, under: str | None = None) -> None:
+    """Turn the core's events into messages, steps and elements (steps nest under ``under``, the
+    user's answer, when given)."""
     grade_step: cl.Step | None = None
-    retrieval_step: cl.Step | None = None
     stream: cl.Message | None = None
     pending, flushed = "", 0.0
     loop = asyncio.get_running_loop()
@@ -272,9 +272,9 @@ async def _render(session: InterviewSession, events: AsyncIterator[Any]) -> None
                 actions=_actions(event.card.id, "hint", "next", "end"),
             ).send()
         elif isinstance(event, Grading):
-            grade_step = cl.Step(name="Grade", type="llm", default_open=False)
+            grade_step = cl.Step(name="Grade", type="llm", default_open=False, parent_id=under)
             grade_step.input = f"{event.kind.value}: {event.card.display_question}"
-            # sent once, when the grade is in: nothing is emitted between the answer and the model call
+            await grade_step.send()  # shows "grading…" in place, collapsed
         elif isinstance(event, Retrieved):
             step = cl.Step(name="Retrieve reference", type="retrieval", parent_id=grade_step.id if grade_step else None)
             step.output = "\n".join(
@@ -282,7 +282,7 @@ async def _render(session: InterviewSession, events: AsyncIterator[Any]) -> None
                 + [f"- {h.score:.2f} {h.card.display_question}" for h in event.retrieval.passages]
             )
             step.end = datetime.now(UTC).isoformat()
-            retrieval_step = step  # the retrieval was prefetched while the user typed
+            await step.send()  # one emit: the retrieval was prefetched while the user typed
         elif isinstance(event, Feedback):
             if session.config.mode is Mode.STUDY:  # interview mode may follow up first: no live grade
                 pending += event.text
@@ -301,10 +301,8 @@ async def _render(session: InterviewSession, events: AsyncIterator[Any]) -> None
                     else f"{grade.grader}: ungraded — {grade.ungraded_reason}"
                 )
                 grade_step.end = datetime.now(UTC).isoformat()
-                await grade_step.send()
-                if retrieval_step is not None:
-                    await retrieval_step.send()
-                grade_step = retrieval_step = None
+                await grade_step.update()
+                grade_step = None
             if event.follow_up_next:
                 if stream is not None:
                     await stream.remove()

@@ -102,15 +102,15 @@ def grade_md(grade: Grade) -> str:
 
 
 def when(due: datetime, now: datetime) -> str:
-    """ "in 10 minutes", "in 3 days", "now" — how far ``due`` is from ``now``."""
+    """ "in 10 minutes", "in 3 days", "now" — how far ``due`` is from ``now`` (rounded)."""
     seconds = (due - now).total_seconds()
     if seconds < 30:
         return "now"
-    for unit, size in (("day", 86400), ("hour", 3600), ("minute", 60)):
-        if seconds >= size:
-            n = round(seconds / size)
+    for unit, size, limit in (("minute", 60, 60), ("hour", 3600, 24), ("day", 86400, None)):
+        n = max(1, round(seconds / size))
+        if limit is None or n < limit:
             return f"in {n} {unit}{'s' if n != 1 else ''}"
-    return "now"  # pragma: no cover - unreachable
+    return "now"  # pragma: no cover - the last unit has no limit
 
 
 def schedule_md(receipt: Any, now: datetime) -> str:

@@ -520,3 +520,12 @@ async def test_buttons_of_an_earlier_question_do_not_act_on_the_current_one() ->
     assert isinstance(events[0], Hint)
     events = await run(session.command(Command.REVEAL, card_id="id-dropout"))  # reveal works on any card
     assert isinstance(events[0], Reference) and events[0].card.id == "id-dropout"
+
+
+def test_when_rounds_to_a_human_interval() -> None:
+    from bot.render import when
+
+    now = datetime(2026, 11, 24, 9, 0, tzinfo=UTC)
+    cases = {10: "now", 59.5: "in 1 minute", 600: "in 10 minutes", 3 * 3600: "in 3 hours", 86400 * 4.2: "in 4 days"}
+    for seconds, text in cases.items():
+        assert when(now + timedelta(seconds=seconds), now) == text
