@@ -8,7 +8,7 @@ runs in worker threads or async clients, so one slow grade never stalls another 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -54,6 +54,7 @@ ACTION_LABELS = {
 }
 RATINGS = {"again": 1, "hard": 2, "good": 3, "easy": 4}
 STREAM_FLUSH_S = 0.15  # streamed feedback is sent in pieces at most this often
+SETTLE_S = 0.3  # longest a next question waits for other users' grades to go out first
 
 
 async def get_coach() -> Coach:
@@ -254,6 +255,7 @@ async def _render(session: InterviewSession, events: AsyncIterator[Any], *, unde
     """Turn the core's events into messages, steps and elements (steps nest under ``under``, the
     user's answer, when given)."""
     grade_step: cl.Step | None = None
+    steps_sent: asyncio.Future[Any] | None = None
     stream: cl.Message | None = None
     pending, flushed = "", 0.0
     loop = asyncio.get_running_loop()
@@ -274,7 +276,8 @@ async def _render(session: InterviewSession, events: AsyncIterator[Any], *, unde
         elif isinstance(event, Grading):
             grade_step = cl.Step(name="Grade", type="llm", default_open=False, parent_id=under)
             grade_step.input = f"{event.kind.value}: {event.card.display_question}"
-            await grade_step.send()  # shows "grading…" in place, collapsed
+            # Sent in the background: the answer goes to the grader first, the UI catches up.
+            steps_sent = asyncio.ensure_future(grade_step.send())
         elif isinstance(event, Retrieved):
             step = cl.Step(name="Retrieve reference", type="retrieval", parent_id=grade_step.id if grade_step else None)
             step.output = "\n".join(
@@ -282,7 +285,7 @@ async def _render(session: InterviewSession, events: AsyncIterator[Any], *, unde
                 + [f"- {h.score:.2f} {h.card.display_question}" for h in event.retrieval.passages]
             )
             step.end = datetime.now(UTC).isoformat()
-            await step.send()  # one emit: the retrieval was prefetched while the user typed
+            steps_sent = asyncio.ensure_future(_in_order(steps_sent, step.send()))  # after its parent
         elif isinstance(event, Feedback):
             if session.config.mode is Mode.STUDY:  # interview mode may follow up first: no live grade
                 pending += event.text
@@ -294,6 +297,9 @@ async def _render(session: InterviewSession, events: AsyncIterator[Any], *, unde
                     pending, flushed = "", now
         elif isinstance(event, Graded):
             grade = event.grade
+            if steps_sent is not None:
+                await steps_sent
+                steps_sent = None
             if grade_step is not None:
                 grade_step.output = (
                     f"{grade.grader}: {grade.score:.1f}/10 ({grade.band.value if grade.band else ''})"
@@ -307,6 +313,7 @@ async def _render(session: InterviewSession, events: AsyncIterator[Any], *, unde
                 if stream is not None:
                     await stream.remove()
                     stream = None
+                await _delivered()
                 continue  # the interviewer probes first; the question's grade comes after the follow-ups
             names = ["retry", "appeal"] + (["reveal"] if session.config.mode is Mode.INTERVIEW else [])
             content = graded_md(
@@ -323,6 +330,10 @@ async def _render(session: InterviewSession, events: AsyncIterator[Any], *, unde
                 stream = None
             else:
                 await cl.Message(content=content, actions=_actions(event.card.id, *names)).send()
+            await _delivered()
+            # Grades first: what follows a shown grade (scheduling, the next question) waits a moment
+            # while other users' grades are still on their way out.
+            await _settle()
         elif isinstance(event, Hint):
             await cl.Message(content=hint_md(event.point, event.used)).send()
         elif isinstance(event, Reference):
@@ -345,6 +356,24 @@ async def _render(session: InterviewSession, events: AsyncIterator[Any], *, unde
         elif isinstance(event, Finished):
             await _progress(session, None)
             await _report(session)
+
+
+async def _in_order(first: asyncio.Future[Any] | None, then: Awaitable[Any]) -> None:
+    if first is not None:
+        await first
+    await then
+
+
+async def _delivered() -> None:
+    grader = (await get_coach()).grader
+    if hasattr(grader, "delivered"):
+        await grader.delivered()
+
+
+async def _settle() -> None:
+    grader = (await get_coach()).grader
+    if hasattr(grader, "settle"):
+        await grader.settle(SETTLE_S)
 
 
 async def _report(session: InterviewSession) -> None:

@@ -7,6 +7,7 @@ loop: it opens the store and loads models) and ask it for sessions; neither hold
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import os
 import random
@@ -74,14 +75,21 @@ def parse_start(text: str, defaults: SessionConfig, topics: list[str]) -> StartR
 
 
 class LoadAwareGrader:
-    """Streams feedback only while few grades are in flight; beyond ``max_streams`` it grades in one
-    call. Token streaming is a nicety that costs CPU per token on the one event loop every user
-    shares; under a burst of answers, whole grades reach everyone sooner."""
+    """The app's grader, aware of load on the one event loop every user shares.
+
+    * Feedback streams token by token only while fewer than ``max_streams`` grades are in flight;
+      beyond that grades arrive whole (streaming costs CPU per token).
+    * Grades first: between a grade coming back and its message reaching the user it counts as
+      *delivering*; :meth:`settle` lets the work that follows a shown grade (scheduling, the next
+      question) wait, briefly, until the other users' grades are out.
+    """
 
     def __init__(self, inner: Any, max_streams: int) -> None:
         self.inner = inner
         self.max_streams = max_streams
         self.in_flight = 0
+        self.delivering = 0
+        self._settled: asyncio.Condition | None = None
 
     @property
     def name(self) -> str:
@@ -90,9 +98,11 @@ class LoadAwareGrader:
     async def agrade(self, request: GradeRequest) -> Grade:
         self.in_flight += 1
         try:
-            return await self.inner.agrade(request)  # type: ignore[no-any-return]
+            grade: Grade = await self.inner.agrade(request)
         finally:
             self.in_flight -= 1
+        self.delivering += 1
+        return grade
 
     async def astream(self, request: GradeRequest) -> AsyncIterator[Any]:
         stream = getattr(self.inner, "astream", None)
@@ -102,9 +112,32 @@ class LoadAwareGrader:
         self.in_flight += 1
         try:
             async for item in stream(request):
+                if isinstance(item, Grade):
+                    self.delivering += 1
                 yield item
         finally:
             self.in_flight -= 1
+
+    def _condition(self) -> asyncio.Condition:
+        if self._settled is None:
+            self._settled = asyncio.Condition()
+        return self._settled
+
+    async def delivered(self) -> None:
+        """A grade's message has been shown."""
+        self.delivering = max(0, self.delivering - 1)
+        if self.delivering == 0:
+            async with self._condition():
+                self._condition().notify_all()
+
+    async def settle(self, timeout: float) -> None:
+        """Wait (at most ``timeout`` s) until no other grade is waiting to be shown."""
+        if self.delivering == 0:
+            return
+        cond = self._condition()
+        async with cond:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(cond.wait_for(lambda: self.delivering == 0), timeout)
 
     def __getattr__(self, item: str) -> Any:
         return getattr(self.inner, item)

@@ -39,6 +39,7 @@ def worker(model: FakeOpenAI, local_embedder: Any) -> Iterator[GraderWorker]:
 
 async def test_grades_and_streams_through_the_worker_process(model: FakeOpenAI, worker: GraderWorker) -> None:
     model.chat.default = lambda req: Reply.json(json_reply())
+    await worker.wait_ready()
     grade = await worker.agrade(REQ)
     assert grade.graded and grade.grader == "llm:gpt-4o-mini" and grade.score == 6.5
     items = [item async for item in worker.astream(REQ)]
@@ -53,18 +54,30 @@ async def test_grades_and_streams_through_the_worker_process(model: FakeOpenAI, 
 
 async def test_a_dead_worker_costs_no_grade_and_is_restarted(model: FakeOpenAI, worker: GraderWorker) -> None:
     model.chat.default = lambda req: Reply.json(json_reply())
+    await worker.wait_ready()
     assert (await worker.agrade(REQ)).graded
     assert worker._proc is not None
     os.kill(worker._proc.pid, signal.SIGKILL)
     worker._proc.wait(10)
-    grade = await worker.agrade(REQ)  # in flight when the worker is gone: graded in-process, or by a new one
-    assert grade.graded and grade.score == 6.5
+    grade = await worker.agrade(REQ)  # the worker is gone: graded in-process while a new one boots
+    assert grade.graded and grade.score == 6.5 and worker.fallbacks >= 1
+    await worker.wait_ready()
+    before = worker.fallbacks
     again = await worker.agrade(REQ)
-    assert again.graded and worker._proc.poll() is None  # a fresh worker answers
+    assert again.graded and worker._proc.poll() is None and worker.fallbacks == before  # the new worker answers
+
+
+async def test_grades_in_process_while_the_worker_boots(model: FakeOpenAI, worker: GraderWorker) -> None:
+    model.chat.default = lambda req: Reply.json(json_reply())
+    worker.stop()
+    worker._proc = None
+    grade = await worker.agrade(REQ)  # the worker was just (re)started and does not accept yet
+    assert grade.graded and grade.score == 6.5 and worker.fallbacks == 1
 
 
 async def test_the_worker_exits_with_the_app_connection(model: FakeOpenAI, worker: GraderWorker) -> None:
     model.chat.default = lambda req: Reply.json(json_reply())
+    await worker.wait_ready()
     await worker.agrade(REQ)
     assert worker._writer is not None and worker._proc is not None
     worker._writer.close()
