@@ -43,6 +43,7 @@ def test_cards_table_on_a_folder() -> None:
     assert "15 cards" in err
 
 
+@pytest.mark.slow  # a few seconds: runs in `make test` / CI, not in test-fast
 def test_ingest_summary_then_search(real_notes: Path) -> None:
     code, out, _ = run("ingest", str(real_notes))
     assert code == 0

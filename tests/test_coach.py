@@ -45,10 +45,9 @@ def test_parse_start_unknown_topic_and_non_commands() -> None:
     assert parse_start("/hint", SessionConfig(), TOPICS) is None
 
 
-def test_coach_opens_ingests_and_builds_sessions(isolated_state: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_coach_opens_and_builds_sessions(seeded: Path) -> None:
     from bot.settings import Settings
 
-    monkeypatch.setenv("INTERVIEW_KNOWLEDGE_DIR", str(Path(__file__).resolve().parents[1] / "knowledge"))
     coach = Coach.open(Settings())
     assert len(coach.cards()) == 91 and coach.topics()[0] == "GenAI & LLMs"
     assert "offline grader" in coach.grader_line()
@@ -69,16 +68,13 @@ def test_follow_up_writer_follows_the_grader_choice(monkeypatch: pytest.MonkeyPa
     assert isinstance(writer, LLMFollowUps)
 
 
-def test_review_sessions_ask_due_cards_first_then_new_important_ones(
-    isolated_state: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_review_sessions_ask_due_cards_first_then_new_important_ones(seeded: Path) -> None:
     import asyncio
     import random
     from datetime import UTC, datetime, timedelta
 
     from bot.settings import Settings
 
-    monkeypatch.setenv("INTERVIEW_KNOWLEDGE_DIR", str(Path(__file__).resolve().parents[1] / "knowledge"))
     coach = Coach.open(Settings())
     t0 = datetime(2026, 11, 24, 9, 0, tzinfo=UTC)
     clock = {"now": t0}
@@ -102,9 +98,7 @@ def test_review_sessions_ask_due_cards_first_then_new_important_ones(
     assert all(by_id[cid].important for cid in order[1:])  # then new cards, important first
 
 
-def test_a_card_failed_again_and_again_is_flagged_as_a_leech(
-    isolated_state: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_a_card_failed_again_and_again_is_flagged_as_a_leech(seeded: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     import asyncio
     import random
     from datetime import UTC, datetime, timedelta
@@ -113,7 +107,6 @@ def test_a_card_failed_again_and_again_is_flagged_as_a_leech(
     from bot.session import Asked
     from bot.settings import Settings
 
-    monkeypatch.setenv("INTERVIEW_KNOWLEDGE_DIR", str(Path(__file__).resolve().parents[1] / "knowledge"))
     monkeypatch.setenv("INTERVIEW_LEECH_THRESHOLD", "2")
     coach = Coach.open(Settings())
     clock = {"now": datetime(2026, 11, 24, 9, 0, tzinfo=UTC)}

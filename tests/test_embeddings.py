@@ -74,6 +74,7 @@ def _child_env() -> dict[str, str]:
 # --------------------------------------------------------------------------- parity
 
 
+@pytest.mark.slow  # a few seconds: runs in `make test` / CI, not in test-fast
 def test_matches_sentence_transformers_reference(embedder: MiniLMEmbedder, reference: dict[str, Any]) -> None:
     sentences: list[str] = reference["sentences"]
     expected = np.asarray(reference["embeddings"], dtype=np.float64)
@@ -107,6 +108,7 @@ def test_truncates_at_256_tokens_like_sentence_transformers(
 # --------------------------------------------------------------------------- run-time API
 
 
+@pytest.mark.slow  # a few seconds: runs in `make test` / CI, not in test-fast
 def test_order_preserved_across_length_sorted_batches(model_dir: Path) -> None:
     rng = random.Random(7)
     words = ["alpha", "beta", "gamma", "delta", "epsilon", "zeta", "eta", "theta", "iota", "kappa", "lambda", "mu"]

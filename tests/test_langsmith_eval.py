@@ -161,6 +161,7 @@ def test_endpoint_down_raises_quickly(monkeypatch: pytest.MonkeyPatch) -> None:
         run_langsmith_experiment(EXAMPLES, FakeGrader(), dataset_name="d", experiment_prefix="p", client=_client(url))
 
 
+@pytest.mark.slow  # a few seconds: runs in `make test` / CI, not in test-fast
 def test_endpoint_failing_after_probe_raises_in_bounded_time(langsmith_recorder: LangSmithRecorder) -> None:
     langsmith_recorder.fail["datasets"] = 503
     t0 = time.monotonic()

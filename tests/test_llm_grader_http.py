@@ -58,6 +58,7 @@ async def test_persistent_5xx_falls_back_to_offline_with_the_reason(fake: FakeOp
     assert len(fake.requests("chat")) == 3  # first try + 2 client retries
 
 
+@pytest.mark.slow  # a few seconds: runs in `make test` / CI, not in test-fast
 async def test_timeout_is_reported_not_raised(fake: FakeOpenAI, token_counter: Any) -> None:
     fake.chat.default = lambda req: Reply.slow(3.0, Reply.content(reply()))
     started = time.monotonic()
