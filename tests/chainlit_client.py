@@ -504,3 +504,26 @@ class ChainlitClient:
             ensure_ascii=False,
             indent=1,
         )
+
+
+def serve_seeded(template: Path, workdir: Path, *, knowledge: Path, env: dict[str, str] | None = None) -> Any:
+    """Generator for a module fixture: one offline `interview web` on a private copy of the
+    pre-ingested store in ``workdir``; stopped and cleaned up when the generator closes."""
+    import shutil
+
+    import pytest
+
+    data, cwd = workdir / "data", workdir / "cwd"
+    cwd.mkdir(parents=True, exist_ok=True)
+    shutil.copytree(template, data, dirs_exist_ok=True)
+    server = AppServer(
+        data_dir=data,
+        env={"INTERVIEW_KNOWLEDGE_DIR": str(knowledge), "INTERVIEW_GRADER": "offline", **(env or {})},
+        cwd=cwd,
+    )
+    try:
+        server.start()
+    except RuntimeError as exc:
+        pytest.fail(str(exc))
+    yield server
+    server.cleanup()

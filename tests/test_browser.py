@@ -11,14 +11,13 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.chainlit_client import AppServer
+from tests.chainlit_client import AppServer, serve_seeded
 from tests.conftest import REAL_NOTES
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
@@ -58,19 +57,7 @@ def _require_browser() -> None:
 @pytest.fixture(scope="module")
 def app(_seeded_template: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[AppServer]:
     _require_browser()
-    data = tmp_path_factory.mktemp("browser-data")
-    shutil.copytree(_seeded_template, data, dirs_exist_ok=True)
-    server = AppServer(
-        data_dir=data,
-        env={"INTERVIEW_KNOWLEDGE_DIR": str(REAL_NOTES.parent), "INTERVIEW_GRADER": "offline"},
-        cwd=tmp_path_factory.mktemp("browser-cwd"),
-    )
-    try:
-        server.start()
-    except RuntimeError as exc:
-        pytest.fail(str(exc))
-    yield server
-    server.cleanup()
+    yield from serve_seeded(_seeded_template, tmp_path_factory.mktemp("browser"), knowledge=REAL_NOTES.parent)
 
 
 @pytest.fixture(scope="module")

@@ -9,13 +9,12 @@ from __future__ import annotations
 
 import asyncio
 import re
-import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.chainlit_client import AppServer, ChainlitClient, Msg
+from tests.chainlit_client import AppServer, ChainlitClient, Msg, serve_seeded
 from tests.conftest import REAL_NOTES
 
 pytestmark = pytest.mark.slow
@@ -28,19 +27,7 @@ ANSWER = "Dropout randomly drops neurons during training so the network cannot c
 @pytest.fixture(scope="module")
 def app(_seeded_template: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[AppServer]:
     """One `interview web` for the module, offline grader, on a private copy of the ingested notes."""
-    data = tmp_path_factory.mktemp("app-data")
-    shutil.copytree(_seeded_template, data, dirs_exist_ok=True)
-    server = AppServer(
-        data_dir=data,
-        env={"INTERVIEW_KNOWLEDGE_DIR": str(REAL_NOTES.parent), "INTERVIEW_GRADER": "offline"},
-        cwd=tmp_path_factory.mktemp("app-cwd"),
-    )
-    try:
-        server.start()
-    except RuntimeError as exc:
-        pytest.fail(str(exc))
-    yield server
-    server.cleanup()
+    yield from serve_seeded(_seeded_template, tmp_path_factory.mktemp("app"), knowledge=REAL_NOTES.parent)
 
 
 def _no_errors(chat: ChainlitClient, app: AppServer) -> None:
