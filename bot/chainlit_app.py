@@ -60,16 +60,21 @@ SETTLE_S = 0.3  # longest a next question waits for other users' grades to go ou
 async def get_coach() -> Coach:
     """One coach per process, opened off the event loop on first use."""
     global _coach
+    if _coach is not None:  # every message and button lands here: no lock once it is open
+        return _coach
     async with _lock:
         if _coach is None:
             _coach = await asyncio.to_thread(lambda: Coach.open(get_settings(), worker=True))
         return _coach
 
 
-def _user() -> str:
+def _user_name(user: Any) -> str:
     """The signed-in user's name, or the single local user when authentication is off."""
-    user = cl.user_session.get("user")
     return str(getattr(user, "identifier", "") or LOCAL_USER)
+
+
+def _user() -> str:
+    return _user_name(cl.user_session.get("user"))
 
 
 def _actions(card_id: str, *names: str) -> list[cl.Action]:
@@ -95,7 +100,7 @@ async def starters(user: Any = None, language: Any = None) -> list[cl.Starter]:
     coach = await get_coach()
     topics = coach.topics()
     out = []
-    info = await coach.resumable(str(getattr(user, "identifier", "") or LOCAL_USER))
+    info = await coach.resumable(_user_name(user))
     if info is not None:
         done = len(info.finished_card_ids)
         out.append(cl.Starter(label=f"Resume: {done} of {len(info.card_ids)} done", message="/resume"))
@@ -365,15 +370,11 @@ async def _in_order(first: asyncio.Future[Any] | None, then: Awaitable[Any]) -> 
 
 
 async def _delivered() -> None:
-    grader = (await get_coach()).grader
-    if hasattr(grader, "delivered"):
-        await grader.delivered()
+    await (await get_coach()).grader.delivered()
 
 
 async def _settle() -> None:
-    grader = (await get_coach()).grader
-    if hasattr(grader, "settle"):
-        await grader.settle(SETTLE_S)
+    await (await get_coach()).grader.settle(SETTLE_S)
 
 
 async def _report(session: InterviewSession) -> None:

@@ -153,6 +153,7 @@ class Coach:
         self.follow_ups = follow_ups
         self.history = history
         self._cards: list[Card] | None = None
+        self._topics: list[str] | None = None
         self._retrieved: dict[tuple[str, str], Retrieval] = {}
 
     @classmethod
@@ -192,10 +193,13 @@ class Coach:
         return self._cards
 
     def topics(self) -> list[str]:
-        counts: dict[str, int] = {}
-        for c in self.cards():
-            counts[c.topic] = counts.get(c.topic, 0) + 1
-        return sorted(counts, key=lambda t: (-counts[t], t))
+        """Topics, largest first (computed once: every chat message consults them)."""
+        if self._topics is None:
+            counts: dict[str, int] = {}
+            for c in self.cards():
+                counts[c.topic] = counts.get(c.topic, 0) + 1
+            self._topics = sorted(counts, key=lambda t: (-counts[t], t))
+        return self._topics
 
     async def retrieve(self, card: Card) -> Retrieval:
         """The card's reference and related passages, cached per card version for this process."""

@@ -249,6 +249,8 @@ class LLMGrader:
         self.prompt_version = self._system.version
         self._schema = GraderOutput.model_json_schema()
         self.last_prompt: list[BaseMessage] = []  # for tests and debugging: what the model received
+        self._template = ChatPromptTemplate.from_messages([("system", "{system}"), ("human", "{user}")])
+        self._chains: dict[StructuredMode, Runnable[Any, BaseMessage]] = {}  # built once per mode
 
     @property
     def name(self) -> str:
@@ -302,11 +304,20 @@ class LLMGrader:
         user = self._user_text(
             request.question, fitted.reference, fitted.passages, fitted.answer, note_for(fitted.answer), appeal
         )
-        prompt = ChatPromptTemplate.from_messages([("system", "{system}"), ("human", "{user}")])
-        messages = prompt.format_messages(system=system, user=user)
+        messages = self._template.format_messages(system=system, user=user)
         return messages, fitted.notes, fitted.answer_trimmed
 
     # -- model call --------------------------------------------------------------------------
+
+    def _chain(self) -> Runnable[Any, BaseMessage]:
+        """The chat model bound to the current structured-output mode, traced as ``llm-grader``."""
+        chain = self._chains.get(self._mode)
+        if chain is None:
+            chain = self._chains[self._mode] = self._bound().with_config(
+                run_name="llm-grader",
+                metadata={"prompt_version": self.prompt_version, "structured_output": self._mode},
+            )
+        return chain
 
     def _bound(self) -> Runnable[Any, BaseMessage]:
         if self._mode == "function_calling":
@@ -324,10 +335,7 @@ class LLMGrader:
     async def _call(
         self, messages: list[BaseMessage], on_delta: Callable[[str], Awaitable[None]] | None
     ) -> BaseMessage:
-        chain = self._bound().with_config(
-            run_name="llm-grader",
-            metadata={"prompt_version": self.prompt_version, "structured_output": self._mode},
-        )
+        chain = self._chain()
         if on_delta is None:
             return await chain.ainvoke(messages)
         chunks: list[AIMessageChunk] = []

@@ -103,7 +103,7 @@ def build_report(session: InterviewSession) -> SessionReport:
                 card=q.card,
                 number=q.number,
                 final=q.final,
-                skipped=q.skipped and not q.answered,
+                skipped=q.passed,
                 hints_used=len(q.hints),
                 attempts=len(q.attempts),
                 follow_ups=len(q.follow_ups),

@@ -328,6 +328,11 @@ class QuestionState:
     def answered(self) -> bool:
         return any(a.kind is not AttemptKind.SKIP for a in self.attempts)
 
+    @property
+    def passed(self) -> bool:
+        """Skipped without any answer: what the report counts as 0 and the scheduler as Again."""
+        return self.skipped and not self.answered
+
     def missed_points(self) -> list[str]:
         grade = self.final
         if grade is None or not grade.graded:
@@ -806,7 +811,7 @@ class InterviewSession:
                     final=q.final,
                     hints_used=len(q.hints),
                     revealed_before_answer=q.revealed_before_answer,
-                    skipped=q.skipped and not q.answered,
+                    skipped=q.passed,
                     finished_at=self.clock(),
                     regrade=regrade,
                 )
@@ -856,7 +861,7 @@ class InterviewSession:
     async def _resume(self) -> AsyncIterator[Event]:
         """Back to where the user was before a retry or appeal detour."""
         self._target = None
-        phase, self.phase = self._resume_phase, Phase.ASKING
+        phase = self._resume_phase
         q = self.current
         if q is None:
             async for event in self._finish():

@@ -28,18 +28,12 @@ from pathlib import Path
 from typing import Any
 
 from bot.grading import Grade, GradeRequest
+from bot.llm_grader import FeedbackDelta  # the worker only runs LLM graders: LangChain is loaded anyway
 
 __all__ = ["GraderWorker", "main"]
 
 LINE_LIMIT = 16 * 1024 * 1024  # a 200 KB paste is far below this
 START_TIMEOUT_S = 60.0
-
-
-class _Delta:
-    """A piece of streamed feedback (same shape as ``bot.llm_grader.FeedbackDelta``)."""
-
-    def __init__(self, text: str) -> None:
-        self.text = text
 
 
 class GraderWorker:
@@ -153,7 +147,7 @@ class GraderWorker:
             while not problem:
                 msg = await queue.get()
                 if "delta" in msg:
-                    yield _Delta(str(msg["delta"]))
+                    yield FeedbackDelta(str(msg["delta"]))
                 elif "grade" in msg:
                     yield Grade.model_validate(msg["grade"])
                     return
