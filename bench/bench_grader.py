@@ -21,8 +21,8 @@ sys.path.insert(0, str(ROOT))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("ANONYMIZED_TELEMETRY", "False")
 
-from bot.grading import GradeRequest  # noqa: E402
-from bot.notes import parse_file  # noqa: E402
+from bot.grading.base import GradeRequest  # noqa: E402
+from bot.knowledge.notes import parse_file  # noqa: E402
 from bot.settings import Settings  # noqa: E402
 
 NOTES = ROOT / "knowledge" / "ml-interview-notes.txt"
@@ -52,8 +52,8 @@ def llm_overhead(reqs: list[GradeRequest]) -> None:
     from langchain_core.language_models.fake_chat_models import GenericFakeChatModel
     from langchain_core.messages import AIMessage
 
-    from bot.budget import TokenCounter
-    from bot.llm_grader import LLMGrader
+    from bot.grading.budget import TokenCounter
+    from bot.grading.llm import LLMGrader
 
     settings = Settings()
     reply = json.dumps(
@@ -101,7 +101,7 @@ def llm_overhead(reqs: list[GradeRequest]) -> None:
 
 def offline(reqs: list[GradeRequest]) -> None:
     try:
-        from bot.offline_grader import OfflineGrader
+        from bot.grading.offline.grader import OfflineGrader
     except ImportError:
         print("offline grader: not available")
         return

@@ -41,11 +41,11 @@ def cold_ingest() -> None:
 
 
 def synthetic_cards(n: int, rng: random.Random) -> list[object]:
-    from bot.notes import parse_file
+    from bot.knowledge.notes import parse_file
 
     base = parse_file(NOTES, "notes")
     words = " ".join(c.answer for c in base if c.answer).split()
-    from bot.cards import Card, Source
+    from bot.knowledge.cards import Card, Source
 
     cards = []
     for i in range(n):

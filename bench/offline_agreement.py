@@ -2,7 +2,7 @@
 
     .venv/bin/python bench/offline_agreement.py                 # table + latency
     .venv/bin/python bench/offline_agreement.py --limit 200     # quick: 200 rows per split
-    .venv/bin/python bench/offline_agreement.py --fit           # refit bot/data/offline_grader.json first
+    .venv/bin/python bench/offline_agreement.py --fit           # refit bot/grading/offline/params.json first
 
 Data (read-only, never copied): /work/shared/datasets/{saf-english,semeval2013-2way}.jsonl.
 Fitting uses ONLY the training splits (SAF ``training``, SemEval ``train``); features are chosen by
@@ -34,11 +34,11 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bot.evaluation import pearson as ev_pearson  # noqa: E402
-from bot.evaluation import spearman as ev_spearman  # noqa: E402
-from bot.grading import GradeRequest  # noqa: E402
-from bot.keypoints import STOPWORDS, tokens  # noqa: E402
-from bot.offline_grader import FEATURES, PARAMS_PATH, OfflineGrader, OfflineParams  # noqa: E402
+from bot.evaluation.runner import pearson as ev_pearson  # noqa: E402
+from bot.evaluation.runner import spearman as ev_spearman  # noqa: E402
+from bot.grading.base import GradeRequest  # noqa: E402
+from bot.grading.keypoints import STOPWORDS, tokens  # noqa: E402
+from bot.grading.offline.grader import FEATURES, PARAMS_PATH, OfflineGrader, OfflineParams  # noqa: E402
 
 DATA = Path("/work/shared/datasets")
 CACHE = Path("/tmp/offline_grader_bench_cache.pkl")
@@ -261,7 +261,7 @@ def main() -> None:
             "SciEntsBank), each dataset weighted equally; features chosen by leave-one-dataset-out. "
             "z = intercept + sum(coef * (f - mean) / scale); "
             "score = 10 * clip((z - out_lo) / (out_hi - out_lo), 0, 1). "
-            "See bot/offline_grader.py.",
+            "See bot/grading/offline/grader.py.",
             "features": list(best),
             "mean": [round(v, 5) for v in model["mean"]],
             "scale": [round(v, 5) for v in model["scale"]],

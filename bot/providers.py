@@ -8,8 +8,8 @@ from typing import Any
 
 import numpy as np
 
+from bot.retrieval.store import CardStore, Embedder
 from bot.settings import Settings
-from bot.store import CardStore, Embedder
 
 __all__ = ["LocalEmbedder", "OpenAIEmbedder", "make_chroma_client", "make_embedder", "open_store"]
 
@@ -20,7 +20,7 @@ class LocalEmbedder:
     model_id = "all-MiniLM-L6-v2"
 
     def __init__(self, settings: Settings) -> None:
-        from bot.embeddings import MiniLMEmbedder
+        from bot.retrieval.embeddings import MiniLMEmbedder
 
         self._inner = MiniLMEmbedder(settings.embedding_model_dir, threads=settings.embed_threads or None)
 
@@ -90,7 +90,7 @@ def make_chat_model(settings: Settings) -> Any:
 
 
 def make_offline_grader(settings: Settings, embedder: Embedder | None = None) -> Any:
-    from bot.offline_grader import OfflineGrader
+    from bot.grading.offline.grader import OfflineGrader
 
     return OfflineGrader(embedder or make_embedder(settings))
 
@@ -102,14 +102,14 @@ def make_grader(
 
     With LangSmith tracing on, every grade is traced with metadata (``mode`` says who asked).
     """
-    from bot.tracing import maybe_traced
+    from bot.grading.pipeline.tracing import maybe_traced
 
     choice = kind or ("llm" if settings.use_llm_grader else "offline")
     offline = make_offline_grader(settings, embedder)
     if choice == "offline":
         return maybe_traced(offline, mode=mode)
-    from bot.budget import TokenCounter
-    from bot.llm_grader import LLMGrader
+    from bot.grading.budget import TokenCounter
+    from bot.grading.llm import LLMGrader
 
     prices = None
     if settings.price_input_per_mtok is not None and settings.price_output_per_mtok is not None:
@@ -129,7 +129,7 @@ def make_grader(
 
 def make_follow_up_writer(settings: Settings) -> Any:
     """Interviewer follow-ups: written by the chat model when an LLM grader is configured, else offline."""
-    from bot.followups import LLMFollowUps, OfflineFollowUps
+    from bot.grading.followups import LLMFollowUps, OfflineFollowUps
 
     if settings.use_llm_grader:
         return LLMFollowUps(make_chat_model(settings), prompts_dir=settings.prompts_dir)

@@ -123,7 +123,7 @@ def local_embedder() -> Any:
 @pytest.fixture(scope="session")
 def _seeded_template(tmp_path_factory: pytest.TempPathFactory, local_embedder: Any) -> Path:
     """The real notes ingested once per test session (embedding 91 cards takes seconds)."""
-    from bot.ingest import ingest
+    from bot.knowledge.ingest import ingest
     from bot.providers import open_store
     from bot.settings import Settings
 
@@ -176,7 +176,7 @@ def fake_chat() -> Any:
 
 @pytest.fixture(scope="session")
 def token_counter() -> Any:
-    from bot.budget import TokenCounter
+    from bot.grading.budget import TokenCounter
     from bot.settings import Settings
 
     return TokenCounter(Settings().tiktoken_dir)

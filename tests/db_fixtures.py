@@ -66,8 +66,8 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
 
 @pytest.fixture
 def history(db_url: str) -> Iterator[Any]:
-    """A :class:`bot.db.History` on ``db_url`` with a fixed clock, closed afterwards."""
-    from bot.db import History
+    """A :class:`bot.history.db.History` on ``db_url`` with a fixed clock, closed afterwards."""
+    from bot.history.db import History
 
     h = History(db_url, clock=lambda: datetime(2026, 1, 1, tzinfo=UTC))
     try:
@@ -83,7 +83,7 @@ T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
 
 def make_grade(score: float | None = 7.0, *, hits: int = 2, missed: int = 1, contradicted: int = 0) -> Any:
     """A graded (or, with ``score=None``, ungraded) Grade with a key-point checklist."""
-    from bot.grading import Claim, ClaimStatus, Criteria, Grade, Usage, ungraded
+    from bot.grading.base import Claim, ClaimStatus, Criteria, Grade, Usage, ungraded
 
     if score is None:
         return ungraded("the model timed out", grader="llm:test")
@@ -116,7 +116,7 @@ def make_attempt(
     hints: int = 0,
     grade: Any = "default",
 ) -> Any:
-    from bot.attempts import Attempt, AttemptKind
+    from bot.practice.attempts import Attempt, AttemptKind
 
     return Attempt(
         session_id=session_id,
@@ -144,7 +144,7 @@ def make_outcome(
     topic: str = "Deep learning",
     final: Any = "default",
 ) -> Any:
-    from bot.attempts import QuestionOutcome
+    from bot.practice.attempts import QuestionOutcome
 
     return QuestionOutcome(
         session_id=session_id,

@@ -20,7 +20,7 @@ def app(monkeypatch: pytest.MonkeyPatch, seeded: Path, local_embedder: Any) -> A
 
     real_open = bot.providers.open_store
     monkeypatch.setattr(bot.providers, "open_store", lambda s, e=None: real_open(s, local_embedder))
-    module = importlib.import_module("bot.chainlit_app")
+    module = importlib.import_module("bot.adapters.chainlit_app")
     monkeypatch.setattr(module, "_coach", None)
     return module
 
@@ -337,8 +337,8 @@ async def test_each_signed_in_user_sees_only_their_own_history(app: Any) -> None
 
 
 def test_password_sign_in_checks_configured_users(monkeypatch: pytest.MonkeyPatch) -> None:
+    from bot.history.users import authenticate, hash_password
     from bot.settings import Settings
-    from bot.users import authenticate, hash_password
 
     monkeypatch.setenv("INTERVIEW_USERS", f"alice:{hash_password('s3cret')}")
     settings = Settings()

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 
-from bot.cli import cli
+from bot.adapters.cli import cli
 
 NOTES = Path(__file__).parent / "data" / "notes"
 

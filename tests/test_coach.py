@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 
-from bot.coach import Coach, parse_start
-from bot.session import Mode, SessionConfig
+from bot.practice.coach import Coach, parse_start
+from bot.practice.session import Mode, SessionConfig
 
 TOPICS = ["GenAI & LLMs", "NLP & embeddings", "Transformers & attention"]
 
@@ -58,7 +58,7 @@ def test_coach_opens_and_builds_sessions(seeded: Path) -> None:
 
 
 def test_follow_up_writer_follows_the_grader_choice(monkeypatch: pytest.MonkeyPatch) -> None:
-    from bot.followups import LLMFollowUps, OfflineFollowUps
+    from bot.grading.followups import LLMFollowUps, OfflineFollowUps
     from bot.providers import make_follow_up_writer
     from bot.settings import Settings
 
@@ -103,8 +103,8 @@ def test_a_card_failed_again_and_again_is_flagged_as_a_leech(seeded: Path, monke
     import random
     from datetime import UTC, datetime, timedelta
 
-    from bot.render import question_md
-    from bot.session import Asked
+    from bot.adapters.views import question_md
+    from bot.practice.session import Asked
     from bot.settings import Settings
 
     monkeypatch.setenv("INTERVIEW_LEECH_THRESHOLD", "2")

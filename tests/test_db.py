@@ -1,4 +1,4 @@
-"""The practice history (bot/db.py) on SQLite and PostgreSQL: durability, resume, isolation, FSRS."""
+"""The practice history (bot/history/db.py) on SQLite and PostgreSQL: durability, resume, isolation, FSRS."""
 
 from __future__ import annotations
 
@@ -17,9 +17,9 @@ from typing import Any
 import pytest
 from fsrs import Rating, State
 
-from bot.attempts import AttemptKind
-from bot.db import History, HistoryRecorder, UnknownSession
-from bot.schedule import CardScheduler, RatingThresholds
+from bot.history.db import History, HistoryRecorder, UnknownSession
+from bot.practice.attempts import AttemptKind
+from bot.practice.schedule import CardScheduler, RatingThresholds
 from tests.db_fixtures import T0, make_attempt, make_grade, make_outcome
 
 SCHED = CardScheduler()
@@ -356,10 +356,10 @@ CHILD = r"""
 import sys
 from datetime import UTC, datetime, timedelta
 from fsrs import Rating
-from bot.attempts import Attempt, AttemptKind, QuestionOutcome
-from bot.db import History
-from bot.grading import Grade
-from bot.schedule import CardScheduler
+from bot.practice.attempts import Attempt, AttemptKind, QuestionOutcome
+from bot.history.db import History
+from bot.grading.base import Grade
+from bot.practice.schedule import CardScheduler
 
 url, sid = sys.argv[1], sys.argv[2]
 history = History(url)

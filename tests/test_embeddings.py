@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from bot.embeddings import EMBEDDING_DIM, EmbeddingModelMissing, MiniLMEmbedder
+from bot.retrieval.embeddings import EMBEDDING_DIM, EmbeddingModelMissing, MiniLMEmbedder
 
 ROOT = Path(__file__).resolve().parents[1]
 REFERENCE = Path(__file__).resolve().parent / "data" / "minilm_reference.json"
@@ -37,10 +37,10 @@ def model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
         if not (path / "model.onnx").is_file():
             pytest.fail(
                 f"INTERVIEW_MODELS_DIR is set but {path} has no model.onnx: run `make install` "
-                f"or `python -m bot.model_export --dest {path}`"
+                f"or `python -m bot.install.model_export --dest {path}`"
             )
         return path
-    from bot.model_export import export_minilm
+    from bot.install.model_export import export_minilm
 
     return export_minilm(tmp_path_factory.mktemp("models") / "all-MiniLM-L6-v2")
 
@@ -181,7 +181,7 @@ def test_concurrent_first_use_is_safe(model_dir: Path) -> None:
 def test_missing_model_dir_says_how_to_fix(tmp_path: Path) -> None:
     with pytest.raises(EmbeddingModelMissing, match="make install") as info:
         MiniLMEmbedder(tmp_path / "nowhere")
-    assert "python -m bot.model_export --dest" in str(info.value)
+    assert "python -m bot.install.model_export --dest" in str(info.value)
     assert isinstance(info.value, RuntimeError)
     half = tmp_path / "half"
     half.mkdir()
@@ -194,7 +194,7 @@ def test_runtime_never_imports_torch_or_transformers(model_dir: Path) -> None:
     code = textwrap.dedent(
         f"""
         import json, sys
-        import bot.embeddings as e
+        import bot.retrieval.embeddings as e
         vec = e.MiniLMEmbedder({str(model_dir)!r}).embed(["hello world"])
         assert vec.shape == (1, 384), vec.shape
         heavy = sorted(m for m in sys.modules
@@ -213,7 +213,7 @@ def test_runtime_never_imports_torch_or_transformers(model_dir: Path) -> None:
 
 
 def test_export_is_idempotent(scratch_model_dir: Path) -> None:
-    from bot.model_export import export_minilm
+    from bot.install.model_export import export_minilm
 
     export_minilm(scratch_model_dir)  # brings a stale copy up to date; a no-op otherwise
     onnx = scratch_model_dir / "model.onnx"
@@ -229,7 +229,7 @@ def test_export_is_idempotent(scratch_model_dir: Path) -> None:
 
 
 def test_failed_export_leaves_previous_model_intact(scratch_model_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    import bot.model_export as mx
+    import bot.install.model_export as mx
 
     def broken_export(model: Any, path: Path, opset: int) -> tuple[str, int]:
         path.write_bytes(b"half a model")
@@ -246,7 +246,7 @@ def test_failed_export_leaves_previous_model_intact(scratch_model_dir: Path, mon
 
 
 def test_importing_model_export_does_not_import_torch() -> None:
-    code = "import sys, bot.model_export; print('torch' in sys.modules)"
+    code = "import sys, bot.install.model_export; print('torch' in sys.modules)"
     proc = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, env=_child_env(), timeout=120, check=False
     )

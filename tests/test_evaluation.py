@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from bot.evaluation import (
+from bot.evaluation.runner import (
     Example,
     Metrics,
     compute_metrics,
@@ -29,7 +29,7 @@ from bot.evaluation import (
     spearman,
     write_report,
 )
-from bot.grading import Grade, GradeRequest, ungraded
+from bot.grading.base import Grade, GradeRequest, ungraded
 
 
 def ex(score: float, score_max: float = 1.0, qid: str = "q1", answer: str = "an answer", **kw: Any) -> Example:
@@ -298,7 +298,7 @@ def test_report_and_svg_mention_the_worst_disagreement(tmp_path: Path) -> None:
 
 
 def test_end_to_end_with_the_real_offline_grader(tmp_path: Path, local_embedder: Any) -> None:
-    from bot.offline_grader import OfflineGrader
+    from bot.grading.offline.grader import OfflineGrader
 
     q1 = {
         "question": "What does dropout do in a neural network?",

@@ -1,4 +1,4 @@
-"""Exports (bot/export.py, ``interview export``) and the no-secrets guarantee."""
+"""Exports (bot/history/export.py, ``interview export``) and the no-secrets guarantee."""
 
 from __future__ import annotations
 
@@ -16,12 +16,12 @@ import pytest
 from click.testing import CliRunner
 from fsrs import Rating
 
-from bot.cli import cli
-from bot.db import History, HistoryRecorder
-from bot.export import CSV_COLUMNS, anki_ids, export_anki, export_csv, export_markdown, weak_cards
-from bot.grading import Grade
-from bot.progress import stats_for
-from bot.schedule import CardScheduler, RatingThresholds
+from bot.adapters.cli import cli
+from bot.grading.base import Grade
+from bot.history.db import History, HistoryRecorder
+from bot.history.export import CSV_COLUMNS, anki_ids, export_anki, export_csv, export_markdown, weak_cards
+from bot.history.progress import stats_for
+from bot.practice.schedule import CardScheduler, RatingThresholds
 from tests.db_fixtures import make_attempt, make_grade, make_outcome
 from tests.test_progress import CARDS, NOW, SCHED, seed
 
@@ -124,7 +124,7 @@ def notes_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 
 def test_interview_export_cli(isolated_state: Path, notes_dir: Path, tmp_path: Path) -> None:
-    from bot.ingest import collect
+    from bot.knowledge.ingest import collect
     from bot.settings import Settings
 
     parsed, _ = collect([notes_dir], notes_dir)
@@ -163,9 +163,9 @@ async def test_secrets_never_reach_the_database_logs_or_exports(
     monkeypatch: pytest.MonkeyPatch,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    from bot.ingest import collect
+    from bot.history.users import authenticate, hash_password
+    from bot.knowledge.ingest import collect
     from bot.settings import Settings
-    from bot.users import authenticate, hash_password
 
     marker = "sk-MARKER-4f1c9e7a"
     password_hash = hash_password("correct horse battery staple")

@@ -11,12 +11,12 @@ from typing import Any
 import numpy as np
 import pytest
 
-from bot.cards import Card
-from bot.evaluation import pearson as ev_pearson
-from bot.evaluation import spearman as ev_spearman
-from bot.grading import GradeRequest
-from bot.notes import parse_file
-from bot.simulate import CHECKS, KINDS, SimulationReport, build_candidates, simulate
+from bot.evaluation.runner import pearson as ev_pearson
+from bot.evaluation.runner import spearman as ev_spearman
+from bot.evaluation.simulate import CHECKS, KINDS, SimulationReport, build_candidates, simulate
+from bot.grading.base import GradeRequest
+from bot.knowledge.cards import Card
+from bot.knowledge.notes import parse_file
 
 ROOT = Path(__file__).resolve().parents[1]
 GOLD = ROOT / "knowledge" / "eval" / "gold.jsonl"
@@ -41,7 +41,7 @@ SCORE_RANGES = {
     "injection": (0, 6),
     "empty": (0, 0),
 }
-# Measured on 2026-11-23 with the offline grader (params v in bot/data/offline_grader.json):
+# Measured on 2026-11-23 with the offline grader (params v in bot/grading/offline/params.json):
 # gold Pearson 0.447 (Spearman 0.469, MAE 2.68); simulation on 10 cards, seed 0: 0.983.
 # Floors are the measurement minus 0.1.
 GOLD_PEARSON_FLOOR = 0.35
@@ -61,7 +61,7 @@ def gold() -> list[dict[str, Any]]:
 
 @pytest.fixture(scope="module")
 def offline_grader(local_embedder: Any) -> Any:
-    from bot.offline_grader import OfflineGrader
+    from bot.grading.offline.grader import OfflineGrader
 
     return OfflineGrader(local_embedder)
 
@@ -149,8 +149,8 @@ def test_simulation_ordering_with_offline_grader(cards: list[Card], offline_grad
 
 def test_llm_written_candidates_with_template_fallback(fake_chat: Any, local_embedder: Any, real_notes: Path) -> None:
 
-    from bot.offline_grader import OfflineGrader
-    from bot.simulate import LLMCandidateWriter, simulate
+    from bot.evaluation.simulate import LLMCandidateWriter, simulate
+    from bot.grading.offline.grader import OfflineGrader
 
     cards = [c for c in parse_file(real_notes, "ml-interview-notes.txt") if c.answer.strip()]
     chosen = [c for c in cards if c.display_question in ("Why we use drop out?", "What is overfitting?")]

@@ -1,4 +1,4 @@
-"""LangSmith experiments (``bot.langsmith_eval``) against a stateful fake API on 127.0.0.1."""
+"""LangSmith experiments (``bot.evaluation.langsmith``) against a stateful fake API on 127.0.0.1."""
 
 from __future__ import annotations
 
@@ -13,9 +13,9 @@ from typing import Any
 
 import pytest
 
-from bot.evaluation import Example
-from bot.grading import Grade, GradeRequest, ungraded
-from bot.langsmith_eval import LangSmithUnavailable, example_id, run_langsmith_experiment
+from bot.evaluation.langsmith import LangSmithUnavailable, example_id, run_langsmith_experiment
+from bot.evaluation.runner import Example
+from bot.grading.base import Grade, GradeRequest, ungraded
 from tests.langsmith_recorder import LangSmithRecorder
 
 SECRET = "lsv2_pt_SECRET_langsmith_eval_789"
@@ -130,7 +130,7 @@ def test_experiment_records_dataset_runs_feedback_and_summary(langsmith_recorder
 
 
 def test_offline_grader_runs_as_experiment(langsmith_recorder: LangSmithRecorder, local_embedder: Any) -> None:
-    from bot.offline_grader import OfflineGrader
+    from bot.grading.offline.grader import OfflineGrader
 
     summary = run_langsmith_experiment(
         EXAMPLES[:4],
@@ -176,9 +176,9 @@ def test_endpoint_failing_after_probe_raises_in_bounded_time(langsmith_recorder:
 SCRIPT = textwrap.dedent(
     """
     import sys
-    from bot.evaluation import Example
-    from bot.grading import Grade
-    from bot.langsmith_eval import LangSmithUnavailable, run_langsmith_experiment
+    from bot.evaluation.runner import Example
+    from bot.grading.base import Grade
+    from bot.evaluation.langsmith import LangSmithUnavailable, run_langsmith_experiment
 
     class G:
         name = "fake"

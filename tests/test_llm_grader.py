@@ -9,10 +9,10 @@ from typing import Any
 
 import pytest
 
-from bot.grading import Band, Grade, GradeRequest, ungraded
-from bot.llm_grader import FeedbackDelta, LLMGrader
-from bot.notes import parse_file
-from bot.prompts import PromptError, load_prompt, parse_prompt
+from bot.grading.base import Band, Grade, GradeRequest, ungraded
+from bot.grading.llm import FeedbackDelta, LLMGrader
+from bot.grading.prompts import PromptError, load_prompt, parse_prompt
+from bot.knowledge.notes import parse_file
 
 REQ = GradeRequest(
     question="What is dropout?",
@@ -249,7 +249,7 @@ def test_prompt_files_are_validated(tmp_path: Path) -> None:
 
 
 def test_every_prompt_file_loads() -> None:
-    from bot.prompts import default_prompts_dir
+    from bot.grading.prompts import default_prompts_dir
 
     files = sorted(default_prompts_dir().glob("*.md"))
     assert len(files) >= 6
@@ -351,7 +351,7 @@ async def test_appeal_reaches_the_model_in_its_own_block_cleaned(fake_chat: Any,
 
 @pytest.mark.parametrize("size", [1, 2, 3, 7, 50, 10_000])
 def test_feedback_scanner_streams_exactly_the_feedback_whatever_the_chunking(size: int) -> None:
-    from bot.llm_grader import FeedbackScanner
+    from bot.grading.llm import FeedbackScanner
 
     reply = json.dumps(
         {

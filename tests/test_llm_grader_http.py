@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 
-from bot.grading import Grade, GradeRequest
-from bot.llm_grader import FeedbackDelta, LLMGrader
+from bot.grading.base import Grade, GradeRequest
+from bot.grading.llm import FeedbackDelta, LLMGrader
 from bot.providers import make_chat_model, make_grader
 from bot.settings import Settings
 from tests.fake_openai import FakeOpenAI, Reply

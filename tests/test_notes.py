@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from bot.cards import Card
-from bot.notes import parse_file, parse_notes
-from bot.text import NotesDecodeError, decode_notes, display_question, normalize_for_search
-from bot.topics import GENERAL
+from bot.knowledge.cards import Card
+from bot.knowledge.notes import parse_file, parse_notes
+from bot.knowledge.text import NotesDecodeError, decode_notes, display_question, normalize_for_search
+from bot.knowledge.topics import GENERAL
 
 DATA = Path(__file__).parent / "data" / "notes"
 

@@ -8,11 +8,11 @@ from typing import Any
 
 import pytest
 
-from bot.grading import ClaimStatus, Grade, GradeRequest
-from bot.keypoints import extract_key_points
-from bot.notes import parse_file
-from bot.offline_grader import PARAMS_PATH, OfflineGrader
-from bot.safety import clean_answer
+from bot.grading.base import ClaimStatus, Grade, GradeRequest
+from bot.grading.keypoints import extract_key_points
+from bot.grading.offline.grader import PARAMS_PATH, OfflineGrader
+from bot.grading.safety import clean_answer
+from bot.knowledge.notes import parse_file
 
 # (display question of a card in the real notes, correct, partial, wrong) — realistic interview answers.
 CASES: list[tuple[str, str, str, str]] = [

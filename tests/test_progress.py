@@ -1,4 +1,4 @@
-"""Progress statistics, figures and renderers (bot/progress.py), and ``interview stats``."""
+"""Progress statistics, figures and renderers (bot/history/progress.py), and ``interview stats``."""
 
 from __future__ import annotations
 
@@ -13,10 +13,9 @@ import pytest
 from click.testing import CliRunner
 from fsrs import Rating
 
-from bot.cards import FLAG_IMPORTANT, Card, Source
-from bot.cli import cli
-from bot.db import History
-from bot.progress import (
+from bot.adapters.cli import cli
+from bot.history.db import History
+from bot.history.progress import (
     Stats,
     activity_figure,
     compute_stats,
@@ -27,7 +26,8 @@ from bot.progress import (
     streak,
     weakest_figure,
 )
-from bot.schedule import CardScheduler
+from bot.knowledge.cards import FLAG_IMPORTANT, Card, Source
+from bot.practice.schedule import CardScheduler
 from tests.db_fixtures import make_attempt, make_outcome
 
 NOW = datetime(2026, 3, 10, 12, 0, tzinfo=UTC)
@@ -169,8 +169,8 @@ def test_time_zone_decides_the_day() -> None:
 
 
 def _stored(at: datetime) -> Any:
-    from bot.attempts import AttemptKind
-    from bot.db import StoredAttempt
+    from bot.history.db import StoredAttempt
+    from bot.practice.attempts import AttemptKind
     from tests.db_fixtures import make_grade
 
     return StoredAttempt(

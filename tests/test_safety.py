@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from bot.safety import MAX_ANSWER_CHARS, clean_answer
+from bot.grading.safety import MAX_ANSWER_CHARS, clean_answer
 
 WRONG = "Dropout is a learning rate schedule that lowers the rate every epoch."
 

@@ -1,4 +1,4 @@
-"""Grade → rating mapping, exact FSRS schedules, the review queue and leeches (bot/schedule.py)."""
+"""Grade → rating mapping, exact FSRS schedules, the review queue and leeches (bot/practice/schedule.py)."""
 
 from __future__ import annotations
 
@@ -9,9 +9,9 @@ from typing import Any
 import pytest
 from fsrs import Rating, State
 
-from bot.cards import FLAG_IMPORTANT, Card, Source
-from bot.grading import Claim, ClaimStatus, Grade
-from bot.schedule import (
+from bot.grading.base import Claim, ClaimStatus, Grade
+from bot.knowledge.cards import FLAG_IMPORTANT, Card, Source
+from bot.practice.schedule import (
     CardScheduler,
     RatingThresholds,
     coverage,

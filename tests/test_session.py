@@ -9,12 +9,12 @@ from typing import Any
 
 import pytest
 
-from bot.attempts import Attempt, AttemptKind, QuestionOutcome
-from bot.cards import FLAG_NO_ANSWER, Card, Source
-from bot.followups import LLMFollowUps, OfflineFollowUps, probe_terms
-from bot.grading import Claim, ClaimStatus, Criteria, Grade, GradeRequest, compute_score
-from bot.report import build_report, report_figure, report_md
-from bot.session import (
+from bot.grading.base import Claim, ClaimStatus, Criteria, Grade, GradeRequest, compute_score
+from bot.grading.followups import LLMFollowUps, OfflineFollowUps, probe_terms
+from bot.knowledge.cards import FLAG_NO_ANSWER, Card, Source
+from bot.practice.attempts import Attempt, AttemptKind, QuestionOutcome
+from bot.practice.report import build_report, report_figure, report_md
+from bot.practice.session import (
     AppealRequested,
     Asked,
     Closed,
@@ -35,7 +35,7 @@ from bot.session import (
     choose_cards,
     parse_command,
 )
-from bot.store import Retrieval
+from bot.retrieval.store import Retrieval
 
 POINTS = {
     "dropout": [
@@ -84,7 +84,7 @@ class KeywordGrader:
 
 class StreamingGrader(KeywordGrader):
     async def astream(self, request: GradeRequest) -> AsyncIterator[Any]:
-        from bot.llm_grader import FeedbackDelta
+        from bot.grading.llm import FeedbackDelta
 
         yield FeedbackDelta("Good ")
         yield FeedbackDelta("start.")
@@ -473,7 +473,7 @@ async def test_llm_follow_up_gets_the_missed_point_and_falls_back_when_unusable(
 
 
 async def test_whole_session_with_the_real_offline_grader(local_embedder: Any) -> None:
-    from bot.offline_grader import OfflineGrader
+    from bot.grading.offline.grader import OfflineGrader
 
     grader = OfflineGrader(local_embedder)
     c = card(
@@ -523,7 +523,7 @@ async def test_buttons_of_an_earlier_question_do_not_act_on_the_current_one() ->
 
 
 def test_when_rounds_to_a_human_interval() -> None:
-    from bot.render import when
+    from bot.adapters.views import when
 
     now = datetime(2026, 11, 24, 9, 0, tzinfo=UTC)
     cases = {10: "now", 59.5: "in 1 minute", 600: "in 10 minutes", 3 * 3600: "in 3 hours", 86400 * 4.2: "in 4 days"}

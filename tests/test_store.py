@@ -13,10 +13,10 @@ from typing import Any
 
 import pytest
 
-from bot.ingest import IngestError, collect, ingest
+from bot.knowledge.ingest import IngestError, collect, ingest
 from bot.providers import open_store
+from bot.retrieval.store import CardStore
 from bot.settings import Settings
-from bot.store import CardStore
 
 NOTES = Path(__file__).parent / "data" / "notes"
 

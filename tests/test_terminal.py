@@ -14,8 +14,8 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 
-from bot.cli import cli
-from bot.terminal import read_answer
+from bot.adapters.cli import cli
+from bot.adapters.terminal import read_answer
 
 
 def test_read_answer_paragraphs_commands_and_end_of_input() -> None:
@@ -28,7 +28,7 @@ def test_read_answer_paragraphs_commands_and_end_of_input() -> None:
 
 
 def _history(settings_dir: Path) -> Any:
-    from bot.db import History
+    from bot.history.db import History
     from bot.settings import Settings
 
     return History.from_settings(Settings())
@@ -69,8 +69,8 @@ def test_practice_bad_topic_is_a_usage_error(seeded: Path) -> None:
 def test_resume_continues_at_the_next_question(seeded: Path) -> None:
     import asyncio
 
-    from bot.coach import Coach
-    from bot.session import SessionConfig
+    from bot.practice.coach import Coach
+    from bot.practice.session import SessionConfig
     from bot.settings import Settings
 
     async def half_a_session() -> None:

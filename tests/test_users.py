@@ -1,4 +1,4 @@
-"""Users from configuration (bot/users.py) and ``interview hash-password``."""
+"""Users from configuration (bot/history/users.py) and ``interview hash-password``."""
 
 from __future__ import annotations
 
@@ -8,9 +8,8 @@ import hashlib
 import pytest
 from click.testing import CliRunner
 
-from bot.cli import cli
-from bot.settings import Settings
-from bot.users import (
+from bot.adapters.cli import cli
+from bot.history.users import (
     LOCAL_USER,
     auth_enabled,
     authenticate,
@@ -19,6 +18,7 @@ from bot.users import (
     parse_users,
     verify_password,
 )
+from bot.settings import Settings
 
 FAST = {"log2_n": 4}  # cheap parameters where the cost is not under test
 

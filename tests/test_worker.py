@@ -11,8 +11,8 @@ from typing import Any
 
 import pytest
 
-from bot.grading import Grade
-from bot.worker import GraderWorker
+from bot.grading.base import Grade
+from bot.grading.pipeline.worker import GraderWorker
 from tests.fake_openai import FakeOpenAI, Reply
 from tests.test_llm_grader import REQ, reply
 

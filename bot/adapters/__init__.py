@@ -1,0 +1,1 @@
+"""Edges: the command line, the terminal, the Chainlit web app, Markdown views."""

@@ -1,0 +1,1 @@
+"""Agreement of the graders with human graders; simulated candidates; LangSmith."""

@@ -1,0 +1,1 @@
+"""Grades: the Grade type and grader protocols, LLM and offline graders, safety, prompts."""

@@ -1,0 +1,1 @@
+"""The offline grader: features and fitted parameters, no network."""

@@ -1,0 +1,609 @@
+"""The offline grader: no LLM, CPU only, calibrated against human short-answer grades.
+
+Method (``prompt_version`` = ``offline-<params version>``), after Sultan et al. 2016 ("Fast and
+easy short answer grading with high accuracy") plus key-point coverage:
+
+1. **Clean** the answer (:func:`bot.grading.keypoints.clean_text`: Unicode folding, no zero-width or
+   control characters, no HTML/``<script>``), **neutralise prompt injection** (segments that talk to
+   the grader are removed before scoring, and the grade is then multiplied by ``injection_factor``),
+   and **truncate** very long pastes to ``max_answer_chars`` for matching (with a note).
+2. **Key points**: up to 8 informative clauses of the reference (:func:`bot.grading.keypoints.extract_key_points`,
+   cached per reference). The answer is split into sentences/clauses the same way.
+3. **Features** (question words are *demoted*: removed from both sides before any lexical overlap):
+
+   * ``rec``   – IDF-weighted share of the reference's content stems found in the answer (typo-tolerant);
+   * ``prec``  – IDF-weighted share of the answer's content stems found in the reference;
+   * ``cos``   – MiniLM cosine of answer (length-weighted mean of its clause vectors) and reference;
+   * ``cos_q`` – cosine of the answer and the question (lets the model subtract question similarity);
+   * ``cos_dem`` – cosine of the embeddings of the question-demoted content words of answer and reference;
+   * ``rec_plain`` – unweighted share of the reference's content stems found in the answer;
+   * ``kp``    – mean key-point match, ``m_k = a·max_clause cos(point_k, clause) + (1-a)·lexical recall_k``
+     (``kp_sem`` / ``kp_lex``: the two halves on their own);
+   * ``len``   – answer/reference content-word ratio, capped at 1.5.
+
+   IDF weights come from the word's rank in the ``cl100k_base`` BPE vocabulary (a neutral corpus).
+4. **Score** ``= 10 · clip((z − lo) / (hi − lo), 0, 1)`` with ``z = b + Σ c_i · (f_i − μ_i) / σ_i``: a
+   ridge regression fitted on the training splits of SAF and SemEval-2013 (pooled, each of SAF /
+   Beetle / SciEntsBank weighted equally; features chosen by leave-one-dataset-out, scoring a subset
+   by the mean and the worst held-out Pearson). ``hi`` (= median ``z`` of each training reference
+   graded against itself) only stretches the scale for display; ``lo`` = 0 (a higher floor would clip
+   low scores and cost agreement). Parameters live in ``bot/grading/offline/params.json``.
+   All coefficients on coverage features are non-negative, so covering more never lowers the score.
+5. **Guards** (caps or factors, applied after the model): an empty answer, "I don't know" or an
+   answer with no content words scores 0; an answer that only repeats the question (no word outside
+   it, and most of its words) is capped at ``copy_cap``; an answer sharing no content word with the
+   reference and either far from every key point (cosine < ``no_overlap_sem``) or hitting none is
+   capped at ``no_overlap_cap``; keyword stuffing is multiplied by ``stuffing_factor``: ≥ 8 words,
+   ≥ 4 adjacent content-word pairs found in the reference, few function words (ratio below
+   ``stuffing_ratio``) and under ``stuffing_order`` of those pairs keep their reference order and
+   proximity (shuffled keywords keep ~10–20 %, real answers and in-order term lists 60–90 %).
+   Injection segments are removed and the rest is scored, times ``injection_factor``.
+6. **Claims**: key point ``k`` is ``hit`` when ``m_k ≥ hit_threshold``; ``contradicted`` when its best
+   clause is well aligned (lexical recall ≥ ``contradiction_lex``, cosine ≥ ``contradiction_sem``) but
+   exactly one side is negated (the score is then capped at ``contradiction_cap``, 10 = no cap:
+   on the SemEval training data negation mismatch was not reliable enough to cost points);
+   otherwise ``missed``. Evidence is the best-matching clause. ``criteria`` are display-only:
+   correctness 3 (1 with a contradiction, 2 if the score is below 4, 0 below 2), depth from length
+   and explanatory connectives ("because", "so that", "for example"…).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import json
+import re
+import threading
+from collections import OrderedDict
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from math import nan
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+
+from bot.grading.base import Claim, ClaimStatus, Criteria, Grade, GradeRequest, ungraded
+from bot.grading.keypoints import (
+    STOPWORDS,
+    clean_text,
+    content_stems,
+    extract_key_points,
+    function_word_ratio,
+    fuzzy_equal,
+    has_negation,
+    normalize_text,
+    split_segments,
+    stem,
+    tokens,
+    weighted_stems,
+)
+from bot.grading.safety import clean_answer
+
+__all__ = ["FEATURES", "OfflineGrader", "OfflineParams"]
+
+PARAMS_PATH = Path(__file__).resolve().parent / "params.json"
+FEATURES = ("rec", "rec_plain", "prec", "cos", "cos_q", "cos_dem", "kp", "kp_sem", "kp_lex", "len")
+NAME = "offline"
+
+
+class _Embedder(Protocol):
+    def embed(self, texts: Sequence[str]) -> np.ndarray: ...
+
+
+@dataclass
+class OfflineParams:
+    version: str = "1"
+    features: tuple[str, ...] = ("rec", "cos", "kp", "len")
+    mean: tuple[float, ...] = (0.35, 0.55, 0.45, 0.6)
+    scale: tuple[float, ...] = (0.25, 0.18, 0.15, 0.4)
+    coef: tuple[float, ...] = (0.12, 0.1, 0.08, 0.04)
+    intercept: float = 0.5
+    out_lo: float = 0.0
+    out_hi: float = 1.0
+    kp_alpha: float = 0.5
+    hit_threshold: float = 0.5
+    copy_cap: float = 1.0
+    no_overlap_cap: float = 2.0
+    no_overlap_sem: float = 0.3
+    stuffing_ratio: float = 0.35
+    stuffing_factor: float = 0.4
+    stuffing_order: float = 0.3
+    injection_factor: float = 0.8
+    contradiction_lex: float = 0.8
+    contradiction_sem: float = 0.7
+    contradiction_cap: float = 10.0
+    max_answer_chars: int = 6000
+    max_segments: int = 16
+    min_segment_words: int = 12
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def load(cls, path: Path | None) -> OfflineParams:
+        path = path or PARAMS_PATH
+        if not path.exists():
+            return cls()
+        raw = json.loads(path.read_text(encoding="utf-8"))
+        known = {k: v for k, v in raw.items() if k in cls.__dataclass_fields__}
+        for key in ("features", "mean", "scale", "coef"):
+            if key in known:
+                known[key] = tuple(known[key])
+        params = cls(**known)
+        if not (len(params.features) == len(params.mean) == len(params.scale) == len(params.coef)):
+            raise ValueError(f"{path}: features/mean/scale/coef lengths differ")
+        unknown = set(params.features) - set(FEATURES)
+        if unknown:
+            raise ValueError(f"{path}: unknown features {sorted(unknown)}")
+        return params
+
+
+@dataclass
+class _Ref:
+    question: str
+    reference: str
+    points: tuple[str, ...]
+    q_stems: frozenset[str]
+    ref_terms: dict[str, float]  # demoted content stems → weight
+    ref_all: frozenset[str]
+    ref_len: int
+    ref_pos: dict[str, list[int]]  # content stem → positions in the reference
+    point_terms: list[dict[str, float]]
+    point_neg: list[bool]
+    ref_vec: np.ndarray | None  # whole-text vectors: only embedded when a feature needs them
+    ref_dem_vec: np.ndarray | None
+    q_vec: np.ndarray | None
+    point_vecs: np.ndarray
+
+
+@dataclass
+class _Answer:
+    text: str
+    segments: list[str]
+    toks: list[str]
+    stems: frozenset[str]
+    terms: dict[str, float]  # demoted
+    content_len: int
+    novel: int  # content stems not in the question
+    injection: bool
+    truncated: bool
+    seg_tokens: list[int]
+    demoted: str
+
+
+@dataclass
+class _Result:
+    features: dict[str, float]
+    point_match: list[float]
+    point_best: list[int]
+    point_lex_best: list[float]
+    point_sem: list[float]
+
+
+_IDK = re.compile(
+    r"^\W*(?:(?:sorry|honestly|um+|uh+|hmm+)\W+)*"
+    r"(?:i\s+(?:really\s+)?(?:do\s*n[o']?t|dont|have\s+no|can'?t|cannot)\s+(?:know|remember|recall|idea|clue|understand)"
+    r"|i(?:\s+am|'m|’m)?\s+not\s+sure|(?:i\s+)?(?:dunno|idk|no\s+idea|no\s+clue|not\s+sure|pass|skip|forgot)"
+    r"|no\s+(?:answer|submission|response)|n/?a|\?+)"
+    r"(?:\W+(?:sorry|really|at\s+all|the\s+answer|about|on|for|regarding|this|that|one|question|topic|it|what|is|"
+    r"honestly|can|could|we|i|skip|move|next|please|maybe|later|come\s+back|to|of))*\W*$",
+    re.IGNORECASE,
+)
+_DEPTH_CUES = re.compile(
+    r"\b(because|since|therefore|thus|hence|so that|in order to|which means|this means|for example|for instance|"
+    r"e\.g\.|such as|whereas|while|leads? to|causes?|results? in|prevents?|allows?|helps?)\b",
+    re.IGNORECASE,
+)
+
+
+def _matcher(stems: frozenset[str]) -> dict[str, list[str]]:
+    index: dict[str, list[str]] = {}
+    for s in stems:
+        index.setdefault(s[:1], []).append(s)
+    return index
+
+
+def _has(term: str, stems: frozenset[str], index: dict[str, list[str]]) -> bool:
+    if term in stems:
+        return True
+    return any(fuzzy_equal(term, s) for s in index.get(term[:1], ()))
+
+
+def _weighted_recall(terms: dict[str, float], stems: frozenset[str], index: dict[str, list[str]]) -> float:
+    total = sum(terms.values())
+    if total <= 0:
+        return 0.0
+    return sum(w for t, w in terms.items() if _has(t, stems, index)) / total
+
+
+def _positions(stems: Sequence[str]) -> dict[str, list[int]]:
+    pos: dict[str, list[int]] = {}
+    for i, s in enumerate(stems):
+        pos.setdefault(s, []).append(i)
+    return pos
+
+
+def _order_kept(answer_stems: Sequence[str], ref_pos: dict[str, list[int]], window: int = 3) -> tuple[int, float]:
+    """Consecutive answer content words both found in the reference: how many, and the share that also sit
+    close together and in the same order there. Shuffled keyword lists keep almost none."""
+    pairs = kept = 0
+    for a, b in itertools.pairwise(answer_stems):
+        pa, pb = ref_pos.get(a), ref_pos.get(b)
+        if not pa or not pb or a == b:
+            continue
+        pairs += 1
+        if any(0 < j - i <= window for i in pa for j in pb):
+            kept += 1
+    return pairs, (kept / pairs if pairs else 1.0)
+
+
+def _demoted_text(text: str, question: str) -> str:
+    """The content words of ``text`` that are not in the question (for a question-demoted embedding)."""
+    q = {stem(t) for t in tokens(question)}
+    words = [t for t in tokens(text) if t not in STOPWORDS and stem(t) not in q]
+    return " ".join(words[:200]) or " "
+
+
+def _short(text: str, limit: int = 90) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 1].rsplit(" ", 1)[0] + "…"
+
+
+class OfflineGrader:
+    """Embedding + alignment grader with a tiny learned model. Never raises from ``grade``."""
+
+    def __init__(self, embedder: _Embedder, *, params_path: Path | None = None) -> None:
+        self._embedder = embedder
+        self.params = OfflineParams.load(params_path)
+        self.prompt_version = f"offline-{self.params.version}"
+        self._refs: OrderedDict[tuple[str, str, bool], _Ref] = OrderedDict()
+        self._lock = threading.Lock()
+
+    @property
+    def name(self) -> str:
+        return NAME
+
+    # --- public API -------------------------------------------------------------------------
+
+    def grade(self, request: GradeRequest) -> Grade:
+        return self.grade_many([request])[0]
+
+    async def agrade(self, request: GradeRequest) -> Grade:
+        return await asyncio.to_thread(self.grade, request)
+
+    def grade_many(self, requests: Sequence[GradeRequest]) -> list[Grade]:
+        """Grade many answers with one batched embedding call. One result per request, never raises."""
+        try:
+            return self._grade_batch(requests)
+        except Exception:
+            if len(requests) <= 1:
+                return [self._safe_one(r) for r in requests]
+            return [self._safe_one(r) for r in requests]
+
+    def feature_matrix(self, requests: Sequence[GradeRequest]) -> np.ndarray:
+        """Raw features (columns in :data:`FEATURES` order) for calibration; NaN rows when not gradable."""
+        out = np.full((len(requests), len(FEATURES)), np.nan)
+        prepared = self._prepare(requests, all_features=True)
+        for i, (ref, ans, vecs) in enumerate(prepared):
+            if ref is not None and ans is not None and vecs is not None:
+                res = self._features(ref, ans, vecs)
+                out[i] = [res.features[f] for f in FEATURES]
+        return out
+
+    # --- internals --------------------------------------------------------------------------
+
+    def _safe_one(self, request: GradeRequest) -> Grade:
+        try:
+            return self._grade_batch([request])[0]
+        except Exception as exc:  # pragma: no cover - defensive
+            return ungraded(
+                f"offline grader failed: {type(exc).__name__}", grader=NAME, prompt_version=self.prompt_version
+            )
+
+    def _reference_text(self, request: GradeRequest) -> tuple[str, bool]:
+        ref = clean_text(request.reference or "")
+        if content_stems(ref):
+            return ref, False
+        passages = [clean_text(p)[:800] for p in request.passages if p and p.strip()]
+        passages = [p for p in passages if content_stems(p)][:3]
+        return "\n".join(passages), True
+
+    def _get_refs(self, pairs: list[tuple[str, str]], *, full: bool) -> dict[tuple[str, str], _Ref]:
+        out: dict[tuple[str, str], _Ref] = {}
+        missing: list[tuple[str, str]] = []
+        keys = [(q, r, full) for q, r in pairs]
+        with self._lock:
+            for key in keys:
+                pair = (key[0], key[1])
+                if pair in out:
+                    continue
+                hit = self._refs.get(key) or (None if full else self._refs.get((key[0], key[1], True)))
+                if hit is not None:
+                    out[pair] = hit
+                elif pair not in missing:
+                    missing.append(pair)
+        if not missing:
+            return out
+        texts: list[str] = []
+        plans: list[tuple[tuple[str, str], tuple[str, ...], int]] = []
+        for pair in missing:
+            question, reference = pair
+            points = extract_key_points(reference, question) or (reference[:400],)
+            plans.append((pair, points, len(texts)))
+            if full:
+                texts.extend([reference[:2000], question or " ", _demoted_text(reference, question)])
+            texts.extend(points)
+        vecs = np.asarray(self._embedder.embed(texts), dtype=np.float32)
+        for pair, points, start in plans:
+            question, reference = pair
+            q_stems = frozenset(content_stems(question))
+            all_terms = weighted_stems(reference)
+            demoted = {t: w for t, w in all_terms.items() if t not in q_stems} or all_terms
+            point_terms = []
+            for p in points:
+                pt = weighted_stems(p)
+                point_terms.append({t: w for t, w in pt.items() if t not in q_stems} or pt)
+            ref = _Ref(
+                question=question,
+                reference=reference,
+                points=points,
+                q_stems=q_stems,
+                ref_terms=demoted,
+                ref_all=frozenset(all_terms),
+                ref_len=max(1, sum(1 for s in content_stems(reference) if s not in q_stems)),
+                ref_pos=_positions(content_stems(reference)),
+                point_terms=point_terms,
+                point_neg=[has_negation(tokens(p)) for p in points],
+                ref_vec=vecs[start] if full else None,
+                q_vec=vecs[start + 1] if full else None,
+                ref_dem_vec=vecs[start + 2] if full else None,
+                point_vecs=vecs[start + 3 * full : start + 3 * full + len(points)],
+            )
+            out[pair] = ref
+        with self._lock:
+            for pair in missing:
+                key = (pair[0], pair[1], full)
+                self._refs[key] = out[pair]
+                self._refs.move_to_end(key)
+            while len(self._refs) > 256:
+                self._refs.popitem(last=False)
+        return out
+
+    def _answer(self, raw: str, q_stems: frozenset[str], question: str) -> _Answer:
+        p = self.params
+        text = normalize_text(raw[: p.max_answer_chars * 4])  # never walk a huge paste character by character
+        truncated = len(raw) > p.max_answer_chars * 4 or len(text) > p.max_answer_chars
+        if truncated:
+            text = text[: p.max_answer_chars]
+        cleaned = clean_answer(text)  # shared with the LLM grader: injected sentences and fake tags go
+        text, injection = cleaned.text, bool(cleaned.injections)
+        text = clean_text(text)
+        segments = split_segments(text, max_words=28, min_content=1, min_words=p.min_segment_words)[: p.max_segments]
+        toks = tokens(" ".join(segments))
+        all_stems = content_stems(toks)
+        terms = {t: w for t, w in weighted_stems(toks).items() if t not in q_stems}
+        return _Answer(
+            text=text,
+            segments=segments,
+            toks=toks,
+            stems=frozenset(all_stems),
+            terms=terms,
+            content_len=sum(1 for s in all_stems if s not in q_stems),
+            novel=len(terms),
+            injection=injection,
+            truncated=truncated,
+            seg_tokens=[max(1, len(s.split())) for s in segments],
+            demoted=_demoted_text(" ".join(segments), question),
+        )
+
+    def _prepare(
+        self, requests: Sequence[GradeRequest], *, all_features: bool = False
+    ) -> list[tuple[_Ref | None, _Answer | None, np.ndarray | None]]:
+        """Reference data, answer data and the answer's clause vectors (+ a last row: its question-demoted
+        text, when ``cos_dem`` is needed)."""
+        with_dem = all_features or "cos_dem" in self.params.features
+        refs_text = [self._reference_text(r) for r in requests]
+        keys = [(clean_text(r.question), ref) for r, (ref, _) in zip(requests, refs_text, strict=True)]
+        full = all_features or bool({"cos", "cos_q", "cos_dem"} & set(self.params.features))
+        refs = self._get_refs([k for k in keys if k[1]], full=full)
+        answers: list[_Answer | None] = []
+        seg_texts: list[str] = []
+        spans: list[tuple[int, int]] = []
+        for key in keys:
+            ref = refs.get(key)
+            if ref is None:
+                answers.append(None)
+                spans.append((0, 0))
+                continue
+            prepared = self._answer(requests[len(answers)].answer_with_appeal, ref.q_stems, ref.question)
+            answers.append(prepared)
+            start = len(seg_texts)
+            if prepared.stems:
+                seg_texts.extend(prepared.segments)
+                if with_dem:
+                    seg_texts.append(prepared.demoted)
+            spans.append((start, len(seg_texts)))
+        vecs = np.asarray(self._embedder.embed(seg_texts), dtype=np.float32) if seg_texts else None
+        out: list[tuple[_Ref | None, _Answer | None, np.ndarray | None]] = []
+        for key, ans, (a, b) in zip(keys, answers, spans, strict=True):
+            ref = refs.get(key)
+            seg_vecs = vecs[a:b] if vecs is not None and b > a else None
+            out.append((ref, ans, seg_vecs))
+        return out
+
+    def _features(self, ref: _Ref, ans: _Answer, vecs: np.ndarray) -> _Result:
+        p = self.params
+        n_seg = len(ans.segments)
+        seg_vecs = vecs[:n_seg]
+        dem_vec = vecs[n_seg] if len(vecs) > n_seg else None
+        index = _matcher(ans.stems)
+        weights = np.asarray(ans.seg_tokens, dtype=np.float32)[:, None]
+        a_vec = (seg_vecs * weights).sum(axis=0)
+        norm = float(np.linalg.norm(a_vec))
+        a_vec = a_vec / norm if norm > 0 else a_vec
+        rec = _weighted_recall(ref.ref_terms, ans.stems, index)
+        ref_index = _matcher(ref.ref_all)
+        prec = _weighted_recall(ans.terms, ref.ref_all, ref_index) if ans.terms else 0.0
+        sims = ref.point_vecs @ seg_vecs.T  # [points, segments]
+        point_sem = sims.max(axis=1)
+        point_best = sims.argmax(axis=1)
+        point_lex = [_weighted_recall(t, ans.stems, index) for t in ref.point_terms]
+        point_match = [
+            p.kp_alpha * float(s) + (1 - p.kp_alpha) * lx for s, lx in zip(point_sem, point_lex, strict=True)
+        ]
+        point_lex_best = []
+        for k, best in enumerate(point_best):
+            seg_stems = frozenset(content_stems(ans.segments[int(best)]))
+            point_lex_best.append(_weighted_recall(ref.point_terms[k], seg_stems, _matcher(seg_stems)))
+        feats = {
+            "rec": rec,
+            "prec": prec,
+            "cos": float(a_vec @ ref.ref_vec) if ref.ref_vec is not None else nan,
+            "cos_q": float(a_vec @ ref.q_vec) if ref.q_vec is not None else nan,
+            "cos_dem": (float(dem_vec @ ref.ref_dem_vec) if ans.terms else 0.0)
+            if dem_vec is not None and ref.ref_dem_vec is not None
+            else nan,
+            "rec_plain": len({t for t in ref.ref_all if _has(t, ans.stems, index)}) / max(1, len(ref.ref_all)),
+            "kp": float(np.mean(point_match)) if point_match else 0.0,
+            "kp_sem": float(np.mean(point_sem)) if len(point_sem) else 0.0,
+            "kp_lex": float(np.mean(point_lex)) if point_lex else 0.0,
+            "len": min(1.5, ans.content_len / ref.ref_len),
+        }
+        return _Result(feats, point_match, [int(b) for b in point_best], point_lex_best, [float(s) for s in point_sem])
+
+    def _model(self, feats: dict[str, float]) -> float:
+        p = self.params
+        z = p.intercept + sum(
+            c * (feats[f] - m) / s for f, m, s, c in zip(p.features, p.mean, p.scale, p.coef, strict=True)
+        )
+        return float(min(1.0, max(0.0, (z - p.out_lo) / (p.out_hi - p.out_lo))))
+
+    def _grade_batch(self, requests: Sequence[GradeRequest]) -> list[Grade]:
+        prepared = self._prepare(requests)
+        grades: list[Grade] = []
+        for request, (ref, ans, vecs) in zip(requests, prepared, strict=True):
+            try:
+                grades.append(self._finish(request, ref, ans, vecs))
+            except Exception as exc:
+                grades.append(
+                    ungraded(
+                        f"offline grader failed: {type(exc).__name__}", grader=NAME, prompt_version=self.prompt_version
+                    )
+                )
+        return grades
+
+    def _zero(self, feedback: str, *, without_ref: bool, notes: list[str]) -> Grade:
+        return Grade(
+            score=0.0,
+            feedback=feedback,
+            criteria=Criteria(correctness=0, depth=0),
+            graded_without_reference=without_ref,
+            grader=NAME,
+            prompt_version=self.prompt_version,
+            notes=notes,
+        )
+
+    def _finish(self, request: GradeRequest, ref: _Ref | None, ans: _Answer | None, vecs: np.ndarray | None) -> Grade:
+        p = self.params
+        if ref is None or ans is None:
+            return ungraded(
+                "no reference answer in your notes and no related passages",
+                grader=NAME,
+                prompt_version=self.prompt_version,
+            )
+        without_ref = not content_stems(clean_text(request.reference or ""))
+        notes: list[str] = []
+        if without_ref:
+            notes.append("Your notes have no answer for this card; compared with related passages instead.")
+        if ans.truncated:
+            notes.append(f"Answer trimmed to its first {p.max_answer_chars} characters for grading.")
+        if ans.injection:
+            notes.append("Ignored text addressed to the grader (instructions, fake scores or tags).")
+        prefix = "No reference answer in your notes: graded against related passages only. " if without_ref else ""
+        if not ans.stems or vecs is None:
+            return self._zero(prefix + "No answer given.", without_ref=without_ref, notes=notes)
+        if len(ans.toks) <= 14 and _IDK.match(ans.text):
+            return self._zero(
+                prefix + "You said you don't know — that's fine in practice; review the note and try again.",
+                without_ref=without_ref,
+                notes=notes,
+            )
+        res = self._features(ref, ans, vecs)
+        score = 10.0 * self._model(res.features)
+        if ans.novel == 0 and len(ans.stems & ref.q_stems) >= max(1.0, 0.6 * len(ref.q_stems)):
+            score = min(score, p.copy_cap)
+        if res.features["rec_plain"] == 0 and (
+            max(res.point_sem, default=0.0) < p.no_overlap_sem or max(res.point_match, default=0.0) < p.hit_threshold
+        ):
+            score = min(score, p.no_overlap_cap)
+        fw_ratio = function_word_ratio(ans.toks)
+        pairs, kept = _order_kept(content_stems(ans.toks), ref.ref_pos)
+        stuffing = (
+            len(ans.toks) >= 8
+            and pairs >= 4
+            and (
+                (fw_ratio < p.stuffing_ratio and kept < p.stuffing_order)
+                or (fw_ratio < p.stuffing_ratio / 3 and kept < 0.5)
+            )
+        )
+        if stuffing:
+            score *= p.stuffing_factor
+        if ans.injection:
+            score *= p.injection_factor
+        score = round(min(10.0, max(0.0, score)), 1)
+
+        claims: list[Claim] = []
+        for k, point in enumerate(ref.points):
+            best = res.point_best[k]
+            evidence = _short(ans.segments[best], 200)
+            seg_neg = has_negation(tokens(ans.segments[best]))
+            aligned = res.point_lex_best[k] >= p.contradiction_lex and res.point_sem[k] >= p.contradiction_sem
+            if aligned and seg_neg != ref.point_neg[k]:
+                status = ClaimStatus.CONTRADICTED
+            elif res.point_match[k] >= p.hit_threshold and not stuffing:
+                status = ClaimStatus.HIT
+            else:
+                status = ClaimStatus.MISSED
+                if res.point_match[k] < p.hit_threshold * 0.8:
+                    evidence = ""
+            claims.append(Claim(point=_short(point, 300), status=status, evidence=evidence))
+        contradicted = [c for c in claims if c.status is ClaimStatus.CONTRADICTED]
+        if contradicted:
+            score = min(score, p.contradiction_cap)
+        depth = 0
+        if len(ans.toks) >= 8 and not stuffing:
+            depth = 2 if len(ans.toks) >= 25 and _DEPTH_CUES.search(ans.text) else 1
+        correctness = 1 if contradicted else (3 if score >= 4 else 2 if score >= 2 else 0)
+        feedback = prefix + self._feedback(claims, stuffing=stuffing, score=score)
+        return Grade(
+            score=score,
+            claims=claims,
+            criteria=Criteria(correctness=correctness, depth=depth),
+            misconceptions=[
+                f"You wrote “{_short(c.evidence, 120)}”, but the notes say “{_short(c.point, 120)}”."
+                for c in contradicted
+            ],
+            feedback=feedback,
+            graded_without_reference=without_ref,
+            grader=NAME,
+            prompt_version=self.prompt_version,
+            notes=notes,
+        )
+
+    @staticmethod
+    def _feedback(claims: list[Claim], *, stuffing: bool, score: float) -> str:
+        hits = [_short(c.point, 70).rstrip(".;: ") for c in claims if c.status is ClaimStatus.HIT]
+        missed = [_short(c.point, 70).rstrip(".;: ") for c in claims if c.status is ClaimStatus.MISSED]
+        parts: list[str] = []
+        if stuffing:
+            parts.append("This reads like a list of keywords: explain in full sentences how the ideas connect.")
+        if hits:
+            parts.append("You covered: " + "; ".join(hits) + ".")
+        if missed:
+            shown = missed[:3]
+            more = f" (+{len(missed) - 3} more)" if len(missed) > 3 else ""
+            parts.append("You missed: " + "; ".join(shown) + more + ".")
+        if any(c.status is ClaimStatus.CONTRADICTED for c in claims):
+            parts.append("Part of your answer contradicts the notes — see misconceptions.")
+        if not hits and score < 2:
+            parts.insert(0, "Your answer doesn't match the key points of the reference yet.")
+        return " ".join(parts)

@@ -1,0 +1,1 @@
+"""The grader pipeline: tracing, the worker process, load control."""

@@ -1,0 +1,1 @@
+"""History: the database, migrations, progress, export, users."""

@@ -1,0 +1,1 @@
+"""Install-time only: the one-off ONNX export of the embedding model."""

@@ -1,0 +1,1 @@
+"""Notes to cards: parsing, text normalisation, topics, ingest."""

@@ -1,0 +1,160 @@
+"""Ingest: find note files, parse them into cards, sync the store. Validates before writing."""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from bot.knowledge.cards import Card
+from bot.knowledge.notes import NOTE_SUFFIXES, iter_note_files, parse_notes
+from bot.knowledge.text import NotesDecodeError, decode_notes
+from bot.retrieval.store import CardStore
+
+__all__ = ["IngestError", "IngestSummary", "ParsedFile", "collect", "ingest", "source_key"]
+
+
+class IngestError(Exception):
+    """Bad input: a clear message for the user; nothing was written."""
+
+
+@dataclass(frozen=True)
+class ParsedFile:
+    path: Path
+    key: str
+    cards: list[Card]
+
+
+@dataclass
+class IngestSummary:
+    files: int
+    cards: int
+    topics: dict[str, int]
+    no_answer: int
+    added: int = 0
+    updated: int = 0
+    removed: int = 0
+    unchanged: int = 0
+    seconds: float = 0.0
+    warnings: list[str] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "files": self.files,
+            "cards": self.cards,
+            "topics": self.topics,
+            "no_answer": self.no_answer,
+            "added": self.added,
+            "updated": self.updated,
+            "removed": self.removed,
+            "unchanged": self.unchanged,
+            "seconds": round(self.seconds, 3),
+            "warnings": self.warnings,
+        }
+
+
+def source_key(path: Path, knowledge_dir: Path) -> str:
+    """Files under the knowledge folder are named relative to it; others by absolute path."""
+    resolved = path.resolve()
+    try:
+        return resolved.relative_to(knowledge_dir.resolve()).as_posix()
+    except ValueError:
+        return resolved.as_posix()
+
+
+def _read(path: Path) -> str:
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise IngestError(f"{path}: cannot read ({exc.strerror or exc})") from exc
+    if not data.strip():
+        raise IngestError(f"{path}: the file is empty")
+    try:
+        text = decode_notes(data)
+    except NotesDecodeError as exc:
+        raise IngestError(f"{path}: not a text notes file ({exc})") from exc
+    if not text.strip():
+        raise IngestError(f"{path}: the file is empty")
+    return text
+
+
+def collect(paths: Sequence[Path], knowledge_dir: Path) -> tuple[list[ParsedFile], list[str]]:
+    """Parse every note file under ``paths``.
+
+    A file named explicitly must be readable notes with at least one question; inside a folder,
+    empty, binary or question-less files are skipped with a warning. A folder (or the whole
+    input) with no questions at all is an error.
+    """
+    if not paths:
+        raise IngestError("no paths given")
+    parsed: list[ParsedFile] = []
+    warnings: list[str] = []
+    for root in paths:
+        if not root.exists():
+            raise IngestError(f"{root}: no such file or directory")
+        explicit = root.is_file()
+        files = list(iter_note_files([root]))
+        if root.is_dir() and not files:
+            raise IngestError(f"{root}: no notes found (looked for {', '.join(NOTE_SUFFIXES)} files)")
+        before = len(parsed)
+        for f in files:
+            try:
+                text = _read(f)
+            except IngestError as exc:
+                if explicit:
+                    raise
+                warnings.append(f"skipped {exc}")
+                continue
+            key = source_key(f, knowledge_dir)
+            cards = parse_notes(text, key)
+            if not cards:
+                message = f"{f}: no questions found (questions are lines ending in '?', Q:/A: pairs, headings…)"
+                if explicit:
+                    raise IngestError(message)
+                warnings.append(f"skipped {message}")
+                continue
+            parsed.append(ParsedFile(path=f.resolve(), key=key, cards=cards))
+        if root.is_dir() and len(parsed) == before:
+            raise IngestError(f"{root}: no notes with questions found")
+    return parsed, warnings
+
+
+def ingest(
+    paths: Sequence[Path],
+    store: CardStore,
+    knowledge_dir: Path,
+    *,
+    progress: Callable[[int, int], None] | None = None,
+    collected: tuple[list[ParsedFile], list[str]] | None = None,
+    started: float | None = None,
+) -> IngestSummary:
+    """Parse ``paths`` and sync their cards into the store (incremental and idempotent).
+
+    Records whose note file no longer exists are removed too (deleted notes). Pass ``collected``
+    (the result of :func:`collect` for the same paths) when the caller already validated them, and
+    ``started`` (a ``time.perf_counter()`` value) so the summary's seconds include that parsing.
+    """
+    started = time.perf_counter() if started is None else started
+    parsed, warnings = collected if collected is not None else collect(paths, knowledge_dir)
+    cards = [c for p in parsed for c in p.cards]
+
+    def gone(meta: dict[str, Any]) -> bool:
+        source_file = meta.get("source_file")
+        return isinstance(source_file, str) and not Path(source_file).exists()
+
+    report = store.sync({p.key: (p.path.as_posix(), p.cards) for p in parsed}, prune=gone, progress=progress)
+    return IngestSummary(
+        files=len(parsed),
+        cards=len(cards),
+        topics=dict(Counter(c.topic for c in cards).most_common()),
+        no_answer=sum(1 for c in cards if not c.has_answer),
+        added=len(report.added),
+        updated=len(report.updated),
+        removed=len(report.removed),
+        unchanged=report.unchanged,
+        seconds=time.perf_counter() - started,
+        warnings=warnings,
+    )

@@ -1,0 +1,1 @@
+"""Practice: interview sessions, attempts, scheduling, the coach, reports."""

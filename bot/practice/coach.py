@@ -1,0 +1,335 @@
+"""The coach: per-process resources every adapter shares, and how a session is started.
+
+Framework-free. The Chainlit app and the terminal both build one :class:`Coach` (off the event
+loop: it opens the store and loads models) and ask it for sessions; neither holds session logic.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import os
+import random
+import re
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
+from typing import Any
+
+from bot.grading.base import Grade, GradeRequest
+from bot.knowledge.cards import Card
+from bot.practice.session import InterviewSession, Mode, SessionConfig, SessionDeps
+from bot.retrieval.store import CardStore, Retrieval
+from bot.settings import Settings
+
+__all__ = ["Coach", "StartRequest", "parse_start"]
+
+MAX_QUESTIONS = 50
+RETRIEVAL_CACHE = 4096  # cards; a retrieval is a few KB
+LOCAL_USER = "local"  # the single user when authentication is off
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass(frozen=True)
+class StartRequest:
+    """What a first message asks for: a session (with its config) or the progress view."""
+
+    kind: str  # "session" | "progress" | "resume"
+    config: SessionConfig
+    review: bool = False
+    note: str = ""  # e.g. an unknown topic, shown to the user
+
+
+_START = re.compile(r"^/(drill|study|interview|review|progress|resume|start|new)\b\s*(.*)$", re.I | re.S)
+
+
+def parse_start(text: str, defaults: SessionConfig, topics: list[str]) -> StartRequest | None:
+    """``/drill [N]``, ``/interview [topic]``, ``/review [N]``, ``/progress``, ``/resume``, ``/start``;
+    None for anything else."""
+    m = _START.match(text.strip())
+    if not m:
+        return None
+    verb, rest = m.group(1).lower(), m.group(2).strip()
+    if verb in ("progress", "resume"):
+        return StartRequest(kind=verb, config=defaults)
+    config, note = defaults, ""
+    if rest.isdigit():
+        config = replace(config, n_questions=max(1, min(MAX_QUESTIONS, int(rest))))
+        rest = ""
+    if verb in ("drill", "study"):
+        config = replace(config, mode=Mode.STUDY)
+    elif verb == "interview":
+        config = replace(config, mode=Mode.INTERVIEW)
+    if rest:
+        wanted = rest.lower()
+        match = [t for t in topics if t.lower() == wanted] or [t for t in topics if wanted in t.lower()]
+        if match:
+            config = replace(config, topics=(match[0],))
+        else:
+            note = f"No topic matches “{rest[:60]}”; using all topics. Topics: {', '.join(topics)}."
+    return StartRequest(kind="session", config=config, review=verb == "review", note=note)
+
+
+class LoadAwareGrader:
+    """The app's grader, aware of load on the one event loop every user shares.
+
+    * Feedback streams token by token only while fewer than ``max_streams`` grades are in flight;
+      beyond that grades arrive whole (streaming costs CPU per token).
+    * Grades first: between a grade coming back and its message reaching the user it counts as
+      *delivering*; :meth:`settle` lets the work that follows a shown grade (scheduling, the next
+      question) wait, briefly, until the other users' grades are out.
+    """
+
+    def __init__(self, inner: Any, max_streams: int) -> None:
+        self.inner = inner
+        self.max_streams = max_streams
+        self.in_flight = 0
+        self.delivering = 0
+        self._settled: asyncio.Condition | None = None
+
+    @property
+    def name(self) -> str:
+        return str(self.inner.name)
+
+    async def agrade(self, request: GradeRequest) -> Grade:
+        self.in_flight += 1
+        try:
+            grade: Grade = await self.inner.agrade(request)
+        finally:
+            self.in_flight -= 1
+        self.delivering += 1
+        return grade
+
+    async def astream(self, request: GradeRequest) -> AsyncIterator[Any]:
+        stream = getattr(self.inner, "astream", None)
+        if stream is None or self.in_flight >= self.max_streams:
+            yield await self.agrade(request)
+            return
+        self.in_flight += 1
+        try:
+            async for item in stream(request):
+                if isinstance(item, Grade):
+                    self.delivering += 1
+                yield item
+        finally:
+            self.in_flight -= 1
+
+    def _condition(self) -> asyncio.Condition:
+        if self._settled is None:
+            self._settled = asyncio.Condition()
+        return self._settled
+
+    async def delivered(self) -> None:
+        """A grade's message has been shown."""
+        self.delivering = max(0, self.delivering - 1)
+        if self.delivering == 0:
+            async with self._condition():
+                self._condition().notify_all()
+
+    async def settle(self, timeout: float) -> None:
+        """Wait (at most ``timeout`` s) until no other grade is waiting to be shown."""
+        if self.delivering == 0:
+            return
+        cond = self._condition()
+        async with cond:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(cond.wait_for(lambda: self.delivering == 0), timeout)
+
+    def __getattr__(self, item: str) -> Any:
+        return getattr(self.inner, item)
+
+
+class Coach:
+    """Store, grader, follow-up writer (and history, when configured) for one process."""
+
+    def __init__(self, settings: Settings, store: CardStore, grader: Any, follow_ups: Any, history: Any = None):
+        self.settings = settings
+        self.store = store
+        self.grader = grader
+        self.follow_ups = follow_ups
+        self.history = history
+        self._cards: list[Card] | None = None
+        self._topics: list[str] | None = None
+        self._retrieved: dict[tuple[str, str], Retrieval] = {}
+
+    @classmethod
+    def open(
+        cls, settings: Settings, *, ingest_if_empty: bool = True, history: bool = True, worker: bool = False
+    ) -> Coach:
+        """Blocking: open the store (ingesting the knowledge folder when empty), the graders and the
+        history database. ``worker``: LLM grading in a worker process (the web app asks for it)."""
+        from bot.providers import make_follow_up_writer, make_grader, open_store
+
+        store = open_store(settings)
+        if ingest_if_empty and store.count() == 0:
+            from bot.knowledge.ingest import ingest
+
+            ingest([settings.knowledge_dir], store, settings.knowledge_dir)
+        inner = make_grader(settings, store.embedder, mode="app")
+        if worker and settings.grader_process == "auto" and settings.use_llm_grader and (os.cpu_count() or 1) > 1:
+            import atexit
+
+            from bot.grading.pipeline.worker import GraderWorker
+
+            inner = GraderWorker(inner).start()
+            atexit.register(inner.stop)
+        grader = LoadAwareGrader(inner, settings.max_streams)
+        db = None
+        if history:
+            from bot.history.db import History
+
+            db = History.from_settings(settings)
+        return cls(settings, store, grader, make_follow_up_writer(settings), db)
+
+    # -- cards -------------------------------------------------------------------------------
+
+    def cards(self) -> list[Card]:
+        if self._cards is None:
+            self._cards = self.store.all_cards()
+        return self._cards
+
+    def topics(self) -> list[str]:
+        """Topics, largest first (computed once: every chat message consults them)."""
+        if self._topics is None:
+            counts: dict[str, int] = {}
+            for c in self.cards():
+                counts[c.topic] = counts.get(c.topic, 0) + 1
+            self._topics = sorted(counts, key=lambda t: (-counts[t], t))
+        return self._topics
+
+    async def retrieve(self, card: Card) -> Retrieval:
+        """The card's reference and related passages, cached per card version for this process."""
+        key = (card.id, card.content_hash())
+        hit = self._retrieved.get(key)
+        if hit is not None:
+            return hit
+        retrieval = await asyncio.to_thread(self.store.related, card, self.settings.related_k)
+        if len(self._retrieved) >= RETRIEVAL_CACHE:
+            self._retrieved.pop(next(iter(self._retrieved)))
+        self._retrieved[key] = retrieval
+        return retrieval
+
+    # -- text --------------------------------------------------------------------------------
+
+    def grader_line(self) -> str:
+        name = str(self.grader.name)
+        if name == "offline":
+            return (
+                "Grading: **offline grader** (no model configured). For an LLM grader set `OPENAI_API_KEY`, "
+                "or point `OPENAI_BASE_URL` at an OpenAI-compatible server such as Ollama "
+                "(`http://localhost:11434/v1`) and set `INTERVIEW_LLM_MODEL`."
+            )
+        return f"Grading: **{name}** (falls back to the offline grader if the model fails)."
+
+    # -- sessions ----------------------------------------------------------------------------
+
+    def _deps(self, recorder: Any) -> SessionDeps:
+        return SessionDeps(grader=self.grader, retrieve=self.retrieve, follow_ups=self.follow_ups, recorder=recorder)
+
+    def _recorder(self, user_id: int) -> Any:
+        from bot.history.db import HistoryRecorder
+
+        return HistoryRecorder.from_settings(self.history, user_id, self.settings)
+
+    async def start(
+        self,
+        config: SessionConfig,
+        *,
+        user: str = LOCAL_USER,
+        review: bool = False,
+        rng: random.Random | None = None,
+        clock: Callable[[], datetime] | None = None,
+    ) -> InterviewSession:
+        """A new session for ``user``, stored in the history (when there is one) before the first
+        question. ``review``: due cards first (most overdue first), then new ones, important first."""
+        rng = rng or random.Random()
+        now = (clock or _now)()
+        if self.history is None:
+            return self.new_session(config, rng=rng, clock=clock)
+        uid = await self.history.arun(self.history.ensure_user, user)
+        cards = None
+        if review:
+            from bot.practice.schedule import select_review
+
+            states = await self.history.arun(self.history.card_states, uid)
+            pool = [c for c in self.cards() if not config.topics or c.topic in config.topics]
+            cards = select_review(pool, states, now, config.n_questions, rng)
+        session = self.new_session(config, recorder=self._recorder(uid), rng=rng, clock=clock, cards=cards)
+        session.leeches = await self.leeches(uid)
+        await self.history.arun(
+            functools.partial(
+                self.history.start_session,
+                uid,
+                mode=config.mode.value,
+                config={**config.as_dict(), "review": review},
+                card_ids=[q.card.id for q in session.questions],
+                now=now,
+                session_id=session.id,
+            )
+        )
+        return session
+
+    async def leeches(self, user_id: int) -> dict[str, str]:
+        """Cards this user failed at least ``INTERVIEW_LEECH_THRESHOLD`` times, with a suggestion."""
+        from bot.practice.schedule import find_leeches
+
+        counts = await self.history.arun(self.history.again_counts, user_id)
+        by_id = {c.id: c for c in self.cards()}
+        found = find_leeches(counts, self.settings.leech_threshold, by_id)
+        return {leech.card_id: leech.suggestion for leech in found}
+
+    async def resumable(self, user: str = LOCAL_USER) -> Any:
+        """The user's latest unfinished session with questions left (``SessionInfo``), or None."""
+        if self.history is None:
+            return None
+        uid = await self.history.arun(self.history.user_id, user)
+        if uid is None:
+            return None
+        info = await self.history.arun(self.history.unfinished_session, uid)
+        if info is None or not info.remaining_card_ids:
+            return None
+        known = {c.id for c in self.cards()}
+        return info if any(cid in known for cid in info.remaining_card_ids) else None
+
+    async def resume(
+        self, user: str = LOCAL_USER, *, clock: Callable[[], datetime] | None = None
+    ) -> tuple[InterviewSession, int] | None:
+        """Rebuild the user's unfinished session at its next question (browser reload, new process)."""
+        info = await self.resumable(user)
+        if info is None:
+            return None
+        by_id = {c.id: c for c in self.cards()}
+        cards = [by_id[cid] for cid in info.card_ids if cid in by_id]
+        deps = self._deps(self._recorder(info.user_id))
+        attempts = [a.as_attempt() for a in info.attempts]
+        session, resume_at = InterviewSession.restore(
+            cards,
+            SessionConfig.from_dict(info.config),
+            deps,
+            session_id=info.id,
+            attempts=attempts,
+            finished_card_ids=info.finished_card_ids,
+            started_at=info.started_at,
+            clock=clock,
+        )
+        session.leeches = await self.leeches(info.user_id)
+        return session, resume_at
+
+    def new_session(
+        self,
+        config: SessionConfig,
+        *,
+        recorder: Any = None,
+        rng: random.Random | None = None,
+        clock: Callable[[], datetime] | None = None,
+        cards: list[Card] | None = None,
+    ) -> InterviewSession:
+        """A session over ``cards`` (already ordered, e.g. by the review scheduler) or chosen from all."""
+        deps = self._deps(recorder)
+        if cards is not None:
+            return InterviewSession(cards[: config.n_questions], config, deps, clock=clock)
+        return InterviewSession.start(self.cards(), config, deps, rng=rng, clock=clock)

@@ -1,0 +1,1 @@
+"""The card store (Chroma) and the embedding functions."""

@@ -1,0 +1,280 @@
+"""The card store: cards in a Chroma collection, retrieval of reference answers and passages.
+
+Embedded ``PersistentClient`` under the data dir by default; a Chroma server when
+``CHROMA_HOST`` is set. The collection name carries the embedding model, so switching models
+never mixes vectors. The embedding function is always passed to Chroma (a reopened collection
+would otherwise rebuild Chroma's default one, which downloads a model).
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import re
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import numpy as np
+
+from bot.grading.base import GradeRequest
+from bot.knowledge.cards import Card
+
+__all__ = ["CardStore", "Embedder", "Hit", "Retrieval", "SyncReport", "collection_name"]
+
+_BATCH = 256
+
+
+class Embedder(Protocol):
+    """Anything that turns texts into L2-normalised vectors."""
+
+    @property
+    def model_id(self) -> str: ...
+
+    def embed(self, texts: Sequence[str]) -> np.ndarray: ...
+
+
+EF_NAME = "interview-coach"
+
+
+@functools.cache
+def _ef_class() -> Any:
+    """A registered Chroma embedding function wrapping any :class:`Embedder` (built lazily)."""
+    from chromadb.api.types import Documents, EmbeddingFunction, Embeddings, Space
+    from chromadb.utils.embedding_functions import register_embedding_function
+
+    class CardEmbeddingFunction(EmbeddingFunction[Documents]):
+        """Chroma persists ``{"model_id"}``; reopening rebuilds a placeholder that refuses to embed,
+        because the store always passes the real function (Chroma's default would download one)."""
+
+        def __init__(self, embedder: Embedder | None = None, model_id: str = "") -> None:
+            self._embedder = embedder
+            self._model_id = embedder.model_id if embedder is not None else model_id
+
+        def __call__(self, input: Documents) -> Embeddings:
+            if self._embedder is None:
+                raise RuntimeError(
+                    f"open this collection through bot.retrieval.store with the {self._model_id} embedder"
+                )
+            return list(self._embedder.embed(list(input)))
+
+        @staticmethod
+        def name() -> str:
+            return EF_NAME
+
+        def get_config(self) -> dict[str, Any]:
+            return {"model_id": self._model_id}
+
+        @staticmethod
+        def build_from_config(config: dict[str, Any]) -> EmbeddingFunction[Documents]:
+            return CardEmbeddingFunction(None, str(config.get("model_id", "")))
+
+        def default_space(self) -> Space:
+            return "cosine"
+
+        def supported_spaces(self) -> list[Space]:
+            return ["cosine", "ip", "l2"]
+
+    register_embedding_function(CardEmbeddingFunction)  # type: ignore[no-untyped-call]
+    return CardEmbeddingFunction
+
+
+def _chroma_ef(embedder: Embedder) -> Any:
+    return _ef_class()(embedder)
+
+
+def collection_name(prefix: str, model_id: str) -> str:
+    """Chroma names: 3-512 chars of [a-zA-Z0-9._-], starting and ending alphanumeric."""
+    slug = re.sub(r"[^a-zA-Z0-9._-]+", "-", f"{prefix}-{model_id}").strip("-._")
+    return slug[:200]
+
+
+@dataclass(frozen=True)
+class Hit:
+    card: Card
+    score: float  # cosine similarity, 1 = identical
+
+
+@dataclass(frozen=True)
+class Retrieval:
+    """A card's reference answer plus related passages from other cards."""
+
+    card: Card
+    reference: str
+    passages: list[Hit]
+
+    def request(self, answer: str) -> GradeRequest:
+        """What a grader needs to grade ``answer`` to this card."""
+        return GradeRequest(
+            question=self.card.display_question,
+            reference=self.reference,
+            answer=answer,
+            passages=[h.card.answer for h in self.passages],
+            card_id=self.card.id,
+            topic=self.card.topic,
+        )
+
+
+@dataclass
+class SyncReport:
+    added: list[str] = field(default_factory=list)
+    updated: list[str] = field(default_factory=list)
+    removed: list[str] = field(default_factory=list)
+    unchanged: int = 0
+
+
+class CardStore:
+    """Cards in Chroma. Construct with a client; see :func:`bot.providers.open_store`."""
+
+    def __init__(self, client: Any, embedder: Embedder, prefix: str = "cards") -> None:
+        self._client = client
+        self._embedder = embedder
+        self._name = collection_name(prefix, embedder.model_id)
+        self._collection = client.get_or_create_collection(
+            name=self._name,
+            embedding_function=_chroma_ef(embedder),
+            metadata={"hnsw:space": "cosine", "embedding_model": embedder.model_id},
+        )
+
+    @property
+    def name(self) -> str:
+        return self._name
+
+    @property
+    def embedder(self) -> Embedder:
+        return self._embedder
+
+    def count(self) -> int:
+        return int(self._collection.count())
+
+    # -- writing -------------------------------------------------------------------------------
+
+    def _existing(self, where: dict[str, Any] | None = None) -> dict[str, dict[str, Any]]:
+        got = self._collection.get(where=where, include=["metadatas"])
+        return {i: dict(m or {}) for i, m in zip(got["ids"], got["metadatas"] or [], strict=False)}
+
+    def sync(
+        self,
+        cards_by_source: dict[str, tuple[str, list[Card]]],
+        *,
+        prune: Callable[[dict[str, Any]], bool] | None = None,
+        progress: Callable[[int, int], None] | None = None,
+    ) -> SyncReport:
+        """Make the store hold exactly ``cards`` for each given source; keep other sources.
+
+        ``cards_by_source`` maps a source key to ``(source_file, cards)``. Cards whose content
+        is unchanged are not re-embedded. ``prune(metadata)`` may mark records of *other* sources
+        for removal (e.g. their file was deleted). Embeddings are computed before anything is
+        written, so a failure leaves the store as it was.
+        """
+        report = SyncReport()
+        existing = self._existing()
+        wanted: dict[str, tuple[Card, str]] = {}
+        for source_file, cards in cards_by_source.values():
+            for card in cards:
+                wanted[card.id] = (card, source_file)
+        to_write: list[tuple[Card, str, str]] = []
+        for cid, (card, source_file) in wanted.items():
+            digest = card.content_hash()
+            meta = existing.get(cid)
+            if meta is None:
+                report.added.append(cid)
+            elif meta.get("hash") != digest or meta.get("source_file") != source_file:
+                report.updated.append(cid)
+            else:
+                report.unchanged += 1
+                continue
+            to_write.append((card, source_file, digest))
+        for cid, meta in existing.items():
+            if cid in wanted:
+                continue
+            if meta.get("source_key") in cards_by_source or (prune is not None and prune(meta)):
+                report.removed.append(cid)
+
+        vectors: list[np.ndarray] = []
+        total = len(to_write)
+        for start in range(0, total, _BATCH):
+            chunk = to_write[start : start + _BATCH]
+            vectors.append(self._embedder.embed([c.search_text() for c, _, _ in chunk]))
+            if progress is not None:
+                progress(min(start + _BATCH, total), total)
+        if progress is not None and total == 0:
+            progress(0, 0)
+        for start in range(0, total, _BATCH):
+            chunk = to_write[start : start + _BATCH]
+            emb = vectors[start // _BATCH]
+            self._collection.upsert(
+                ids=[c.id for c, _, _ in chunk],
+                embeddings=[row.tolist() for row in emb],
+                documents=[c.search_text() for c, _, _ in chunk],
+                metadatas=[_metadata(c, f, h) for c, f, h in chunk],
+            )
+        if report.removed:
+            for start in range(0, len(report.removed), _BATCH):
+                self._collection.delete(ids=report.removed[start : start + _BATCH])
+        return report
+
+    # -- reading -------------------------------------------------------------------------------
+
+    def all_cards(self) -> list[Card]:
+        got = self._collection.get(include=["metadatas"])
+        cards = [_card(m) for m in got["metadatas"] or []]
+        return sorted(cards, key=lambda c: (c.source.path, c.source.line_start))
+
+    def get(self, card_id: str) -> Card | None:
+        got = self._collection.get(ids=[card_id], include=["metadatas"])
+        metas = got["metadatas"] or []
+        return _card(metas[0]) if metas else None
+
+    def topics(self) -> list[str]:
+        return sorted({c.topic for c in self.all_cards()})
+
+    def _query(self, vector: np.ndarray | list[float], k: int, exclude: str | None = None) -> list[Hit]:
+        total = self.count() if k > 0 else 0
+        if total == 0:
+            return []
+        n = min(k + (1 if exclude else 0), total)
+        res = self._collection.query(
+            query_embeddings=[list(map(float, vector))], n_results=n, include=["metadatas", "distances"]
+        )
+        hits = []
+        for cid, meta, dist in zip(
+            res["ids"][0], (res["metadatas"] or [[]])[0], (res["distances"] or [[]])[0], strict=False
+        ):
+            if cid == exclude:
+                continue
+            hits.append(Hit(card=_card(meta), score=round(1.0 - float(dist), 6)))
+        return hits[:k]
+
+    def search(self, text: str, k: int = 5) -> list[Hit]:
+        """Nearest cards to free text."""
+        if not text.strip():
+            return []
+        return self._query(self._embedder.embed([text])[0], k)
+
+    def related(self, card: Card, k: int = 3) -> Retrieval:
+        """The card's reference answer and the top-k passages from *other* cards."""
+        got = self._collection.get(ids=[card.id], include=["embeddings"])
+        embeddings = got.get("embeddings")
+        if embeddings is not None and len(embeddings) > 0:
+            vector = np.asarray(embeddings[0], dtype=np.float32)
+        else:
+            vector = self._embedder.embed([card.search_text()])[0]
+        passages = [h for h in self._query(vector, k + 2, exclude=card.id) if h.card.answer][:k]
+        return Retrieval(card=card, reference=card.answer, passages=passages)
+
+
+def _metadata(card: Card, source_file: str, digest: str) -> dict[str, Any]:
+    return {
+        "card": json.dumps(card.model_dump(mode="json"), ensure_ascii=False),
+        "hash": digest,
+        "source_key": card.source.path,
+        "source_file": source_file,
+        "topic": card.topic,
+        "important": card.important,
+        "no_answer": not card.has_answer,
+    }
+
+
+def _card(meta: Any) -> Card:
+    return Card.model_validate_json(meta["card"])
