@@ -105,7 +105,7 @@ def offline(reqs: list[GradeRequest]) -> None:
     except ImportError:
         print("offline grader: not available")
         return
-    from bot.providers import LocalEmbedder
+    from bot.retrieval.embeddings import LocalEmbedder
 
     grader = OfflineGrader(LocalEmbedder(Settings()))
     cold = []

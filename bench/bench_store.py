@@ -65,7 +65,8 @@ def synthetic_cards(n: int, rng: random.Random) -> list[object]:
 
 
 def query_latency(n_cards: int = 10_000) -> None:
-    from bot.providers import LocalEmbedder, open_store
+    from bot.retrieval.embeddings import LocalEmbedder
+    from bot.retrieval.store import open_store
     from bot.settings import Settings
 
     rng = random.Random(7)

@@ -223,7 +223,7 @@ def main() -> None:
     ap.add_argument("--no-cache", action="store_true", help="do not use the /tmp embedding cache")
     args = ap.parse_args()
 
-    from bot.providers import LocalEmbedder
+    from bot.retrieval.embeddings import LocalEmbedder
     from bot.settings import Settings
 
     raw = LocalEmbedder(Settings())

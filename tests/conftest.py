@@ -114,7 +114,7 @@ def real_notes() -> Path:
 @pytest.fixture(scope="session")
 def local_embedder() -> Any:
     """One shared ONNX embedder for the session (loading it costs ~0.3 s)."""
-    from bot.providers import LocalEmbedder
+    from bot.retrieval.embeddings import LocalEmbedder
     from bot.settings import Settings
 
     return LocalEmbedder(Settings())
@@ -124,7 +124,7 @@ def local_embedder() -> Any:
 def _seeded_template(tmp_path_factory: pytest.TempPathFactory, local_embedder: Any) -> Path:
     """The real notes ingested once per test session (embedding 91 cards takes seconds)."""
     from bot.knowledge.ingest import ingest
-    from bot.providers import open_store
+    from bot.retrieval.store import open_store
     from bot.settings import Settings
 
     data_dir = tmp_path_factory.mktemp("seeded")

@@ -16,10 +16,10 @@ import pytest
 
 @pytest.fixture
 def app(monkeypatch: pytest.MonkeyPatch, seeded: Path, local_embedder: Any) -> Any:
-    import bot.providers
+    import bot.retrieval.store
 
-    real_open = bot.providers.open_store
-    monkeypatch.setattr(bot.providers, "open_store", lambda s, e=None: real_open(s, local_embedder))
+    real_open = bot.retrieval.store.open_store
+    monkeypatch.setattr(bot.retrieval.store, "open_store", lambda s, e=None: real_open(s, local_embedder))
     module = importlib.import_module("bot.adapters.chainlit_app")
     monkeypatch.setattr(module, "_coach", None)
     return module
@@ -235,7 +235,7 @@ async def test_grading_and_retrieval_run_off_the_event_loop(app: Any, monkeypatc
         coach = await app.get_coach()
         threads: list[str] = []
         real_related = coach.store.related
-        inner = coach.grader.inner if hasattr(coach.grader, "inner") else coach.grader
+        inner = coach.grader.inner  # the web app's load control wraps the offline grader
         real_grade = inner.grade
 
         def related(*a: Any, **k: Any) -> Any:

@@ -118,7 +118,7 @@ def test_grade_json_offline() -> None:
 
 
 def test_grade_card_from_the_store_readable(seeded: Path) -> None:
-    from bot.providers import open_store
+    from bot.retrieval.store import open_store
     from bot.settings import Settings
 
     card = next(c for c in open_store(Settings()).all_cards() if c.display_question == "Why we use drop out?")

@@ -59,7 +59,7 @@ def test_coach_opens_and_builds_sessions(seeded: Path) -> None:
 
 def test_follow_up_writer_follows_the_grader_choice(monkeypatch: pytest.MonkeyPatch) -> None:
     from bot.grading.followups import LLMFollowUps, OfflineFollowUps
-    from bot.providers import make_follow_up_writer
+    from bot.grading.pipeline import make_follow_up_writer
     from bot.settings import Settings
 
     assert isinstance(make_follow_up_writer(Settings()), OfflineFollowUps)

@@ -29,7 +29,7 @@ from bot.evaluation.runner import (
     spearman,
     write_report,
 )
-from bot.grading.base import Grade, GradeRequest, ungraded
+from bot.grading.base import Grade, GradeRequest, OneShotGrader, ungraded
 
 
 def ex(score: float, score_max: float = 1.0, qid: str = "q1", answer: str = "an answer", **kw: Any) -> Example:
@@ -229,7 +229,7 @@ def test_split_filter_and_seeded_limit(tmp_path: Path) -> None:
 # --------------------------------------------------------------------------- grading
 
 
-class AsyncOnly:
+class AsyncOnly(OneShotGrader):
     name = "async-fake"
 
     def __init__(self) -> None:
@@ -246,32 +246,33 @@ class AsyncOnly:
         return Grade(score=float(len(request.answer) % 11), grader=self.name)
 
 
-class Batched:
+class Batched(OneShotGrader):
     name = "batched-fake"
+    batched = True
 
     def __init__(self) -> None:
         self.batches: list[int] = []
 
-    def grade_many(self, requests: Sequence[GradeRequest]) -> list[Grade]:
+    async def agrade_many(self, requests: Sequence[GradeRequest], *, concurrency: int = 4) -> list[Grade]:
         self.batches.append(len(requests))
         return [Grade(score=5.0, grader=self.name) for _ in requests]
 
     async def agrade(self, request: GradeRequest) -> Grade:  # pragma: no cover - must not be used
-        raise AssertionError("grade_many should be preferred")
+        raise AssertionError("agrade_many should be used")
 
 
 def test_grade_examples_bounded_concurrency_and_progress() -> None:
     examples = [ex(1.0, answer="x" * i) for i in range(20)] + [ex(0.0, answer="boom")]
     seen: list[tuple[int, int]] = []
     grader = AsyncOnly()
-    grades = grade_examples(examples, grader, progress=lambda d, t: seen.append((d, t)))
+    grades = grade_examples(examples, grader, batch_size=8, progress=lambda d, t: seen.append((d, t)))
     assert len(grades) == 21 and grades[3].score == 3.0  # order kept
     assert grades[-1].status == "ungraded" and "bad reply" in grades[-1].ungraded_reason
     assert 1 < grader.peak <= 4
-    assert seen[-1] == (21, 21) and len(seen) == 21
+    assert seen == [(8, 21), (16, 21), (21, 21)]
 
 
-def test_grade_examples_uses_grade_many_in_batches() -> None:
+def test_grade_examples_uses_agrade_many_in_batches() -> None:
     grader = Batched()
     seen: list[tuple[int, int]] = []
     grades = grade_examples([ex(1.0)] * 10, grader, batch_size=4, progress=lambda d, t: seen.append((d, t)))

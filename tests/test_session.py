@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from bot.grading.base import Claim, ClaimStatus, Criteria, Grade, GradeRequest, compute_score
+from bot.grading.base import Claim, ClaimStatus, Criteria, Grade, GradeRequest, OneShotGrader, compute_score
 from bot.grading.followups import LLMFollowUps, OfflineFollowUps, probe_terms
 from bot.knowledge.cards import FLAG_NO_ANSWER, Card, Source
 from bot.practice.attempts import Attempt, AttemptKind, QuestionOutcome
@@ -59,7 +59,7 @@ def card(key: str, topic: str = "Training", important: bool = False, answer: str
     )
 
 
-class KeywordGrader:
+class KeywordGrader(OneShotGrader):
     """Hits a point when its first word is in the answer (+ appeal). Records every request."""
 
     name = "fake"
@@ -84,7 +84,7 @@ class KeywordGrader:
 
 class StreamingGrader(KeywordGrader):
     async def astream(self, request: GradeRequest) -> AsyncIterator[Any]:
-        from bot.grading.llm import FeedbackDelta
+        from bot.grading.base import FeedbackDelta
 
         yield FeedbackDelta("Good ")
         yield FeedbackDelta("start.")

@@ -14,8 +14,7 @@ from typing import Any
 import pytest
 
 from bot.knowledge.ingest import IngestError, collect, ingest
-from bot.providers import open_store
-from bot.retrieval.store import CardStore
+from bot.retrieval.store import CardStore, open_store
 from bot.settings import Settings
 
 NOTES = Path(__file__).parent / "data" / "notes"
@@ -201,7 +200,7 @@ def test_reopening_in_a_fresh_process_never_builds_chromas_default_model(
     home = tmp_path / "home"  # Chroma's default ONNX model would be cached under ~/.cache/chroma
     code = (
         "import warnings; warnings.simplefilter('error', UserWarning)\n"
-        "from bot.providers import open_store; from bot.settings import Settings\n"
+        "from bot.retrieval.store import open_store; from bot.settings import Settings\n"
         "s = open_store(Settings())\n"
         "print(s.count(), s.search('harmonic mean of precision and recall', k=1)[0].card.display_question)\n"
     )
@@ -213,7 +212,7 @@ def test_reopening_in_a_fresh_process_never_builds_chromas_default_model(
 
 
 def test_openai_compatible_embeddings_by_configuration(knowledge: Path) -> None:
-    from bot.providers import make_embedder
+    from bot.retrieval.embeddings import make_embedder
     from tests.fake_openai import FakeOpenAI
 
     with FakeOpenAI(embedding_dim=64) as fake:

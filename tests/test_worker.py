@@ -29,10 +29,10 @@ def model(monkeypatch: pytest.MonkeyPatch, isolated_state: Path) -> Iterator[Fak
 
 @pytest.fixture
 def worker(model: FakeOpenAI, local_embedder: Any) -> Iterator[GraderWorker]:
-    from bot.providers import make_grader
+    from bot.grading.pipeline import build_grader
     from bot.settings import Settings
 
-    w = GraderWorker(make_grader(Settings(), local_embedder)).start()
+    w = GraderWorker(build_grader(Settings(), local_embedder)).start()
     yield w
     w.stop()
 

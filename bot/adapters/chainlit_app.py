@@ -15,7 +15,9 @@ from typing import Any
 import chainlit as cl
 from chainlit.input_widget import MultiSelect, Select, Slider, Switch
 
+from bot.adapters.load import LoadAwareGrader
 from bot.adapters.views import follow_up_md, graded_md, hint_md, question_md, reference_md, schedule_md, source_line
+from bot.grading.base import Grader
 from bot.practice.coach import LOCAL_USER, Coach, StartRequest, parse_start
 from bot.practice.report import build_report, report_figure, report_md
 from bot.practice.session import (
@@ -41,6 +43,7 @@ from bot.settings import get_settings
 
 _lock = asyncio.Lock()
 _coach: Coach | None = None
+_load: LoadAwareGrader | None = None  # the web app's load control around the coach's grader
 
 ACTION_LABELS = {
     "hint": ("💡 Hint", "lightbulb"),
@@ -64,7 +67,16 @@ async def get_coach() -> Coach:
         return _coach
     async with _lock:
         if _coach is None:
-            _coach = await asyncio.to_thread(lambda: Coach.open(get_settings(), worker=True))
+            settings = get_settings()
+
+            def load_control(grader: Grader) -> Grader:
+                global _load
+                _load = LoadAwareGrader(grader, settings.max_streams)
+                return _load
+
+            _coach = await asyncio.to_thread(
+                lambda: Coach.open(settings, mode="web", worker=True, wrap=load_control)
+            )
         return _coach
 
 
@@ -370,11 +382,13 @@ async def _in_order(first: asyncio.Future[Any] | None, then: Awaitable[Any]) -> 
 
 
 async def _delivered() -> None:
-    await (await get_coach()).grader.delivered()
+    if _load is not None:
+        await _load.delivered()
 
 
 async def _settle() -> None:
-    await (await get_coach()).grader.settle(SETTLE_S)
+    if _load is not None:
+        await _load.settle(SETTLE_S)
 
 
 async def _report(session: InterviewSession) -> None:

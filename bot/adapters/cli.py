@@ -52,8 +52,8 @@ def ingest(paths: tuple[str, ...], as_json: bool) -> None:
     """Parse notes (default: the knowledge folder) and sync them into the card store."""
     from bot.knowledge.ingest import IngestError, collect
     from bot.knowledge.ingest import ingest as run_ingest
-    from bot.providers import open_store
     from bot.retrieval.embeddings import EmbeddingModelMissing
+    from bot.retrieval.store import open_store
 
     settings = get_settings()
     targets = _paths(settings, paths)
@@ -121,8 +121,8 @@ def cards(paths: tuple[str, ...], as_json: bool) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 def search(text: str, k: int, as_json: bool) -> None:
     """Nearest cards to TEXT, with cosine scores."""
-    from bot.providers import open_store
     from bot.retrieval.embeddings import EmbeddingModelMissing
+    from bot.retrieval.store import open_store
 
     if not text.strip():
         _err("empty search text")
@@ -160,7 +160,8 @@ def grade(
     """Grade one answer. Exit 0 on a grade (ungraded included), 2 on bad usage."""
     from bot.adapters.views import grade_md
     from bot.grading.base import GradeRequest, grade_sync
-    from bot.providers import make_grader, open_store
+    from bot.grading.pipeline import build_grader
+    from bot.retrieval.store import open_store
 
     settings = get_settings()
     if answer == "-":
@@ -179,7 +180,7 @@ def grade(
         request = retrieval.request(answer)
     else:
         request = GradeRequest(question=question or "", reference=reference, answer=answer)
-    grader = make_grader(settings, store.embedder if store else None, kind=kind)
+    grader = build_grader(settings, store.embedder if store else None, kind=kind)
     result = grade_sync(grader, request)
     if as_json:
         click.echo(result.model_dump_json(indent=2))
@@ -225,13 +226,13 @@ def eval_command(
     candidates: str,
 ) -> None:
     """Measure a grader against human grades (DATASET.jsonl) or simulated candidates (--simulate)."""
-    from bot.providers import make_grader
+    from bot.grading.pipeline import build_grader
 
     settings = get_settings()
     if simulate == bool(dataset):
         _err("give a DATASET.jsonl or --simulate (not both)")
         sys.exit(EXIT_USAGE)
-    grader = make_grader(settings, kind=kind, mode="eval")
+    grader = build_grader(settings, kind=kind, mode="eval")
     if simulate:
         from bot.evaluation.simulate import simulate as run_simulation
         from bot.knowledge.ingest import IngestError, collect
@@ -245,7 +246,7 @@ def eval_command(
         writer = None
         if candidates == "llm" or (candidates == "auto" and settings.llm_configured):
             from bot.evaluation.simulate import LLMCandidateWriter
-            from bot.providers import make_chat_model
+            from bot.grading.pipeline import make_chat_model
 
             writer = LLMCandidateWriter(make_chat_model(settings), prompts_dir=settings.prompts_dir)
         sim = run_simulation(cards, grader, n_cards=n_cards, seed=seed, writer=writer)
@@ -388,7 +389,7 @@ def _known_cards(settings: Settings) -> list[Any]:
     """The store's cards (the notes folder's when there is no store): topics, questions, notes."""
     if settings.chroma_host or settings.chroma_path.exists():
         try:
-            from bot.providers import open_store
+            from bot.retrieval.store import open_store
 
             found = open_store(settings).all_cards()
             if found:

@@ -22,22 +22,19 @@ import asyncio
 import contextlib
 import hashlib
 import json
-import os
-import urllib.error
-import urllib.request
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any, cast
 
 from bot.evaluation.runner import Example, pearson, quadratic_weighted_kappa
-from bot.grading.base import BAND_FLOORS, Band, Grade, GradeRequest, band_for
+from bot.grading.base import BAND_FLOORS, Band, Grade, Grader, GradeRequest, band_for
+from bot.grading.pipeline import tracing
 
 if TYPE_CHECKING:
     import langsmith
 
 __all__ = [
-    "DEFAULT_ENDPOINT",
     "ExperimentSummary",
     "LangSmithUnavailable",
     "example_id",
@@ -45,7 +42,6 @@ __all__ = [
     "run_langsmith_experiment",
 ]
 
-DEFAULT_ENDPOINT = "https://api.smith.langchain.com"
 PROBE_TIMEOUT = 2.0
 FLUSH_TIMEOUT = 10.0
 _ID_NAMESPACE = uuid.UUID("6f1c3a52-2d0e-4f5e-9a57-0c1f6b9e8a11")
@@ -77,13 +73,7 @@ class ExperimentSummary:
 
 
 def _endpoint(client: langsmith.Client | None) -> str:
-    if client is not None:
-        return str(client.api_url)
-    for var in ("LANGSMITH_ENDPOINT", "LANGCHAIN_ENDPOINT"):
-        value = os.environ.get(var, "").strip()
-        if value:
-            return value.rstrip("/")
-    return DEFAULT_ENDPOINT
+    return str(client.api_url) if client is not None else tracing.endpoint()
 
 
 def _hint() -> str:
@@ -92,16 +82,11 @@ def _hint() -> str:
 
 def probe_endpoint(endpoint: str, *, timeout: float = PROBE_TIMEOUT) -> None:
     """``GET {endpoint}/info`` within ``timeout`` seconds; raises :class:`LangSmithUnavailable`."""
-    url = endpoint.rstrip("/") + "/info"
-    request = urllib.request.Request(url, headers={"Accept": "application/json"})
-    try:
-        with urllib.request.urlopen(request, timeout=timeout) as response:
-            json.loads(response.read() or b"{}")
-    except urllib.error.HTTPError as exc:
-        raise LangSmithUnavailable(f"LangSmith at {endpoint} answered HTTP {exc.code} to /info; {_hint()}") from exc
-    except (OSError, ValueError) as exc:
-        reason = getattr(exc, "reason", exc)
-        raise LangSmithUnavailable(f"LangSmith is unreachable at {endpoint} ({reason}); {_hint()}") from exc
+    problem = tracing.probe_endpoint(endpoint, timeout=timeout)
+    if problem.startswith("HTTP "):
+        raise LangSmithUnavailable(f"LangSmith at {endpoint} answered {problem}; {_hint()}")
+    if problem:
+        raise LangSmithUnavailable(f"LangSmith is unreachable at {endpoint} ({problem}); {_hint()}")
 
 
 def example_id(example: Example) -> uuid.UUID:
@@ -243,7 +228,7 @@ def _make_client() -> langsmith.Client:
 
 def run_langsmith_experiment(
     examples: Sequence[Example],
-    grader: Any,
+    grader: Grader,
     *,
     dataset_name: str,
     experiment_prefix: str,
@@ -267,10 +252,7 @@ def run_langsmith_experiment(
 
     own_client = client is None
     ls_client = client if client is not None else _make_client()
-    grader_name = str(getattr(grader, "name", type(grader).__name__))
-    prompt_version = str(
-        getattr(grader, "prompt_version", "") or getattr(getattr(grader, "inner", None), "prompt_version", "") or ""
-    )
+    grader_name, prompt_version = grader.name, grader.prompt_version
 
     async def target(inputs: dict[str, Any]) -> dict[str, Any]:
         request = GradeRequest(

@@ -5,8 +5,8 @@ Framework-free: the CLI calls :func:`evaluate` (or the pieces below) and prints
 
 * :func:`load_dataset` reads JSON Lines (``question``, ``reference_answer``, ``student_answer``,
   ``score``, ``score_max``); every bad line is reported with its 1-based number and a reason.
-* :func:`grade_examples` grades with ``grade_many`` in batches when the grader has it, otherwise
-  ``agrade`` with bounded concurrency.
+* :func:`grade_examples` grades in batches with the grader's ``agrade_many`` (one embedding pass
+  per batch for the offline grader, bounded concurrency for a model).
 * :func:`compute_metrics` compares on a common 0–1 scale (``score / score_max`` vs ``grade.score / 10``).
   Ungraded answers are counted and excluded, never scored 0. Calibrated errors use isotonic
   regression cross-fitted by question (grouped 5-fold): no question's rows calibrate itself.
@@ -29,7 +29,7 @@ from typing import Any
 
 import numpy as np
 
-from bot.grading.base import Grade, Grader, GradeRequest, ungraded
+from bot.grading.base import DEFAULT_CONCURRENCY, Grade, Grader, GradeRequest, ungraded
 
 __all__ = [
     "BadLine",
@@ -55,7 +55,7 @@ __all__ = [
 
 REQUIRED = ("question", "reference_answer", "student_answer", "score", "score_max")
 K_FOLDS = 5
-DEFAULT_CONCURRENCY = 4
+
 Progress = Callable[[int, int], None]
 
 
@@ -218,60 +218,38 @@ def load_dataset(
 # --------------------------------------------------------------------------- grading
 
 
-def _safe_ungraded(reason: str, grader: Any) -> Grade:
-    return ungraded(reason, grader=str(getattr(grader, "name", "unknown")))
-
-
 async def agrade_requests(
     requests: Sequence[GradeRequest],
-    grader: Grader | Any,
+    grader: Grader,
     *,
     progress: Progress | None = None,
     batch_size: int = 64,
     concurrency: int = DEFAULT_CONCURRENCY,
 ) -> list[Grade]:
-    """One grade per request, in order. Uses ``grader.grade_many`` (batched, in a worker thread) when
-    present, else ``agrade`` under an ``asyncio.Semaphore(concurrency)``. Never raises for a failing
-    answer: it becomes ``ungraded``. ``progress(done, total)`` after each batch/answer."""
+    """One grade per request, in order, through ``grader.agrade_many`` in batches of ``batch_size``
+    (at most ``concurrency`` model calls at once). Never raises for a failing batch: its answers
+    become ``ungraded``. ``progress(done, total)`` after each batch."""
     total = len(requests)
-    grade_many = getattr(grader, "grade_many", None)
-    if callable(grade_many):
-        out: list[Grade] = []
-        step = max(1, batch_size)
-        for start in range(0, total, step):
-            chunk = list(requests[start : start + step])
-            try:
-                got = list(await asyncio.to_thread(grade_many, chunk))
-                if len(got) != len(chunk):
-                    raise RuntimeError(f"grade_many returned {len(got)} grades for {len(chunk)} answers")
-            except Exception as exc:
-                got = [_safe_ungraded(f"grader failed: {type(exc).__name__}: {exc}", grader) for _ in chunk]
-            out.extend(got)
-            if progress is not None:
-                progress(len(out), total)
-        return out
-
-    sem = asyncio.Semaphore(max(1, concurrency))
-    done = 0
-
-    async def one(req: GradeRequest) -> Grade:
-        nonlocal done
-        async with sem:
-            try:
-                result: Grade = await grader.agrade(req)
-            except Exception as exc:
-                result = _safe_ungraded(f"grader failed: {type(exc).__name__}: {exc}", grader)
-        done += 1
+    out: list[Grade] = []
+    step = max(1, batch_size)
+    for start in range(0, total, step):
+        chunk = list(requests[start : start + step])
+        try:
+            got = await grader.agrade_many(chunk, concurrency=concurrency)
+            if len(got) != len(chunk):
+                raise RuntimeError(f"agrade_many returned {len(got)} grades for {len(chunk)} answers")
+        except Exception as exc:
+            reason = f"grader failed: {type(exc).__name__}: {exc}"
+            got = [ungraded(reason, grader=grader.name, prompt_version=grader.prompt_version) for _ in chunk]
+        out.extend(got)
         if progress is not None:
-            progress(done, total)
-        return result
-
-    return list(await asyncio.gather(*(one(r) for r in requests)))
+            progress(len(out), total)
+    return out
 
 
 def grade_examples(
     examples: Sequence[Example],
-    grader: Grader | Any,
+    grader: Grader,
     *,
     progress: Progress | None = None,
     batch_size: int = 64,
@@ -662,7 +640,7 @@ def _train_split_for(path: Path, examples: Sequence[Example], split: str | None)
 
 def evaluate(
     path: str | Path,
-    grader: Grader | Any,
+    grader: Grader,
     *,
     split: str | None = None,
     limit: int | None = None,

@@ -8,23 +8,31 @@ The score is always computed in code from per-criterion levels and the claim che
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass
 from enum import StrEnum
-from typing import Literal, Protocol
+from typing import Literal, Protocol, runtime_checkable
 
 from pydantic import BaseModel, Field, model_validator
 
 __all__ = [
+    "DEFAULT_CONCURRENCY",
     "Band",
     "Claim",
     "ClaimStatus",
     "Criteria",
+    "FeedbackDelta",
     "Grade",
+    "GradeEvent",
     "GradeRequest",
     "Grader",
+    "OneShotGrader",
     "Usage",
     "band_for",
     "compute_score",
+    "grade_each",
     "grade_sync",
+    "stream_whole",
     "ungraded",
 ]
 
@@ -169,13 +177,88 @@ class GradeRequest(BaseModel):
         return f"{self.answer}\n\n{self.appeal}" if self.appeal.strip() else self.answer
 
 
+DEFAULT_CONCURRENCY = 4
+"""Model calls at once in a batch of grades (``agrade_many``) unless the caller says otherwise."""
+
+
+@dataclass(frozen=True)
+class FeedbackDelta:
+    """A piece of the feedback text, streamed while the grade is being produced."""
+
+    text: str
+
+
+GradeEvent = FeedbackDelta | Grade
+"""What :meth:`Grader.astream` yields: any number of feedback deltas, then exactly one ``Grade``."""
+
+
+@runtime_checkable
 class Grader(Protocol):
-    """Both graders implement this. ``agrade`` never raises: failures become ``ungraded``."""
+    """Every grader and every wrapper around one (tracing, worker process, load control).
+
+    None of the methods raises for a bad answer or a failing model: failures become ``ungraded``.
+    ``batched``: ``agrade_many`` does real batch work (the offline grader embeds a whole batch in
+    one call) rather than grading one answer at a time.
+    """
 
     @property
     def name(self) -> str: ...
 
+    @property
+    def prompt_version(self) -> str: ...
+
+    @property
+    def batched(self) -> bool: ...
+
     async def agrade(self, request: GradeRequest) -> Grade: ...
+
+    def astream(self, request: GradeRequest) -> AsyncIterator[GradeEvent]: ...
+
+    async def agrade_many(
+        self, requests: Sequence[GradeRequest], *, concurrency: int = DEFAULT_CONCURRENCY
+    ) -> list[Grade]:
+        """One grade per request, in order; at most ``concurrency`` model calls at once."""
+        ...
+
+
+async def stream_whole(grader: Grader, request: GradeRequest) -> AsyncIterator[GradeEvent]:
+    """``astream`` for graders that produce the grade in one piece: no deltas, then the grade."""
+    yield await grader.agrade(request)
+
+
+async def grade_each(grader: Grader, requests: Sequence[GradeRequest], concurrency: int) -> list[Grade]:
+    """``agrade_many`` for graders without batch work: ``agrade`` each, at most ``concurrency`` at once."""
+    sem = asyncio.Semaphore(max(1, concurrency))
+
+    async def one(request: GradeRequest) -> Grade:
+        async with sem:
+            try:
+                return await grader.agrade(request)
+            except Exception as exc:  # a grader that broke its promise still costs only this grade
+                reason = f"grader failed: {type(exc).__name__}: {exc}"
+                return ungraded(reason, grader=grader.name, prompt_version=grader.prompt_version)
+
+    return list(await asyncio.gather(*(one(r) for r in requests)))
+
+
+class OneShotGrader:
+    """Base for a grader that produces each grade in one piece and has no batch work of its own:
+    subclasses write ``name`` and ``agrade``; ``astream`` and ``agrade_many`` follow from it."""
+
+    name: str = "one-shot"
+    prompt_version: str = ""
+    batched: bool = False
+
+    async def agrade(self, request: GradeRequest) -> Grade:
+        raise NotImplementedError
+
+    def astream(self, request: GradeRequest) -> AsyncIterator[GradeEvent]:
+        return stream_whole(self, request)
+
+    async def agrade_many(
+        self, requests: Sequence[GradeRequest], *, concurrency: int = DEFAULT_CONCURRENCY
+    ) -> list[Grade]:
+        return await grade_each(self, requests, concurrency)
 
 
 def grade_sync(grader: Grader, request: GradeRequest) -> Grade:

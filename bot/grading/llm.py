@@ -15,10 +15,10 @@ impossible too.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
-from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from typing import Any, Literal
 
 from langchain_core.language_models import BaseChatModel
@@ -28,21 +28,25 @@ from langchain_core.runnables import Runnable
 from pydantic import BaseModel, Field, ValidationError
 
 from bot.grading.base import (
+    DEFAULT_CONCURRENCY,
     Claim,
     ClaimStatus,
     Criteria,
+    FeedbackDelta,
     Grade,
+    GradeEvent,
     Grader,
     GradeRequest,
     Usage,
     compute_score,
+    grade_each,
     ungraded,
 )
 from bot.grading.budget import TokenCounter, fit_prompt
-from bot.grading.prompts import Prompt, load_prompt
+from bot.grading.prompts import Prompt, PromptError, load_prompt, prompt_set_version
 from bot.grading.safety import clean_answer
 
-__all__ = ["PRICES_PER_MTOK", "FeedbackDelta", "GraderOutput", "LLMGrader", "StructuredMode"]
+__all__ = ["PRICES_PER_MTOK", "GraderOutput", "LLMGrader", "StructuredMode"]
 
 StructuredMode = Literal["json_schema", "json_mode", "function_calling"]
 
@@ -56,38 +60,46 @@ PRICES_PER_MTOK: dict[str, tuple[float, float]] = {
 }
 
 
+# The field descriptions the model sees are prompt text: they live in ``prompts/grader.fields.md``.
 class KeyPoint(BaseModel):
-    point: str = Field(description="One key point of the reference, short.", max_length=400)
+    point: str = Field(max_length=400)
     status: Literal["hit", "missed", "contradicted"]
-    evidence: str = Field("", description="The answer's own words, if any.", max_length=400)
+    evidence: str = Field("", max_length=400)
 
 
 class GraderOutput(BaseModel):
-    """What the model must return. Reasoning comes first; there is no score field."""
-
-    reasoning: str = Field(description="At most three sentences.", max_length=1200)
+    # What the model must return. Reasoning comes first; there is no score field.
+    reasoning: str = Field(max_length=1200)
     key_points: list[KeyPoint] = Field(min_length=1, max_length=8)
-    correctness: int = Field(ge=0, le=3, description="0 central error · 1 notable error · 2 minor slip · 3 none")
-    depth: int = Field(ge=0, le=2, description="0 bare terms · 1 explains what · 2 explains why/how")
+    correctness: int = Field(ge=0, le=3)
+    depth: int = Field(ge=0, le=2)
     misconceptions: list[str] = Field(default_factory=list, max_length=5)
-    feedback: str = Field(description="Two to four sentences of coaching.", max_length=1500)
-    model_answer: str = Field(description="A concise correct answer, at most 120 words.", max_length=1500)
-    reference_issue: str = Field("", description="Only if the reference looks wrong or incomplete.", max_length=500)
+    feedback: str = Field(max_length=1500)
+    model_answer: str = Field(max_length=1500)
+    reference_issue: str = Field("", max_length=500)
 
 
-@dataclass(frozen=True)
-class FeedbackDelta:
-    """A piece of the feedback text, streamed while the grade is being produced."""
-
-    text: str
+def output_schema(fields: Prompt) -> dict[str, Any]:
+    """The JSON Schema of :class:`GraderOutput` with the descriptions from ``grader.fields``
+    (one ``field: description`` line each; ``key_points.point`` for nested fields)."""
+    descriptions: dict[str, str] = {}
+    for line in fields.format().splitlines():
+        key, sep, text = line.partition(":")
+        if sep and key.strip():
+            descriptions[key.strip()] = text.strip()
+    schema = GraderOutput.model_json_schema()
+    targets = [("", schema["properties"]), ("key_points.", schema["$defs"]["KeyPoint"]["properties"])]
+    wanted = {prefix + name: prop for prefix, props in targets for name, prop in props.items()}
+    if set(wanted) != set(descriptions):
+        missing, extra = sorted(set(wanted) - set(descriptions)), sorted(set(descriptions) - set(wanted))
+        raise PromptError(f"prompt {fields.name!r}: no description for {missing}, unknown fields {extra}")
+    for key, prop in wanted.items():
+        prop["description"] = descriptions[key]
+    return schema
 
 
 class _BadReply(Exception):
     """The model's reply was not valid JSON or did not match the schema."""
-
-
-class _Unsupported(Exception):
-    """The server rejected the structured-output request format."""
 
 
 # An appeal is a short argument, not a second answer: longer ones are cut before the prompt.
@@ -246,15 +258,26 @@ class LLMGrader:
         self._passages: Prompt = load("grader.passages")
         self._json_mode: Prompt = load("grader.json_mode")
         self._appeal: Prompt = load("grader.appeal")
-        self.prompt_version = self._system.version
-        self._schema = GraderOutput.model_json_schema()
-        self.last_prompt: list[BaseMessage] = []  # for tests and debugging: what the model received
+        self._answer_cut: Prompt = load("grader.answer_cut")
+        fields = load("grader.fields")
+        self._schema = output_schema(fields)
+        used = (self._system, self._user, self._ref, self._noref, self._passages, self._json_mode, self._appeal)
+        self._prompt_version = prompt_set_version("grader", [*used, self._answer_cut, fields])
         self._template = ChatPromptTemplate.from_messages([("system", "{system}"), ("human", "{user}")])
         self._chains: dict[StructuredMode, Runnable[Any, BaseMessage]] = {}  # built once per mode
 
     @property
     def name(self) -> str:
         return f"llm:{self._model_name}"
+
+    @property
+    def batched(self) -> bool:
+        return False
+
+    @property
+    def prompt_version(self) -> str:
+        """``grader-`` and a hash of every prompt file this grader reads (see ``prompt_set_version``)."""
+        return self._prompt_version
 
     @property
     def mode(self) -> StructuredMode:
@@ -288,7 +311,7 @@ class LLMGrader:
         appeal = clean_answer(request.appeal[:APPEAL_MAX_CHARS]).text if request.appeal.strip() else ""
 
         def note_for(ans: str) -> str:
-            return "\n(The answer above was cut to fit; grade what is there.)" if ans != answer else ""
+            return "\n" + self._answer_cut.format() if ans != answer else ""
 
         def render(reference: str, passages: list[str], ans: str) -> str:
             return system + "\n" + self._user_text(request.question, reference, passages, ans, note_for(ans), appeal)
@@ -321,7 +344,8 @@ class LLMGrader:
 
     def _bound(self) -> Runnable[Any, BaseMessage]:
         if self._mode == "function_calling":
-            return self._chat.bind_tools([GraderOutput], tool_choice="GraderOutput")
+            tool = {"type": "function", "function": {"name": "GraderOutput", "parameters": self._schema}}
+            return self._chat.bind_tools([tool], tool_choice="GraderOutput")
         # The response format travels in the request body as-is (``extra_body``). Passed as
         # ``response_format``, langchain-openai routes through the SDK's structured-output helpers,
         # which re-walk the schema on every request and re-parse the whole reply on every streamed
@@ -372,7 +396,6 @@ class LLMGrader:
         problem = ""
         for attempt in range(3):
             messages, fit_notes, _ = self.build_messages(request, clean.text)
-            self.last_prompt = messages
             try:
                 reply = await self._call(messages, on_delta if attempt == 0 else None)
             except Exception as exc:  # transport errors arrive here after the client's own retries
@@ -449,11 +472,16 @@ class LLMGrader:
         except Exception as exc:  # last line of defence: the caller always gets a Grade
             return ungraded(f"unexpected grader error: {_describe(exc)}", grader=self.name)
 
-    async def astream(self, request: GradeRequest) -> AsyncIterator[FeedbackDelta | Grade]:
-        """Yield feedback text as it is generated, then the final ``Grade`` (always last)."""
-        import asyncio
+    async def agrade_many(
+        self, requests: Sequence[GradeRequest], *, concurrency: int = DEFAULT_CONCURRENCY
+    ) -> list[Grade]:
+        """One model call per answer, at most ``concurrency`` at once."""
+        return await grade_each(self, requests, concurrency)
 
-        queue: asyncio.Queue[FeedbackDelta | Grade] = asyncio.Queue()
+    async def astream(self, request: GradeRequest) -> AsyncIterator[GradeEvent]:
+        """Yield feedback text as it is generated, then the final ``Grade`` (always last)."""
+
+        queue: asyncio.Queue[GradeEvent] = asyncio.Queue()
 
         async def on_delta(text: str) -> None:
             await queue.put(FeedbackDelta(text))

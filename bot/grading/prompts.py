@@ -15,13 +15,15 @@ formatting fails loudly on a missing or unexpected variable. No prompt text live
 
 from __future__ import annotations
 
+import hashlib
 import re
 import string
+from collections.abc import Iterable
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
-__all__ = ["Prompt", "PromptError", "default_prompts_dir", "load_prompt"]
+__all__ = ["Prompt", "PromptError", "default_prompts_dir", "load_prompt", "prompt_set_version"]
 
 _FRONT = re.compile(r"\A---\n(.*?)\n---\n(.*)\Z", re.S)
 
@@ -40,6 +42,7 @@ class Prompt:
     version: str
     variables: tuple[str, ...]
     template: str
+    digest: str = ""  # sha256 of the file's text: any edit, front matter included, changes it
 
     def format(self, **values: str) -> str:
         given, declared = set(values), set(self.variables)
@@ -85,7 +88,8 @@ def parse_prompt(text: str, source: str) -> Prompt:
         raise PromptError(f"{source}: {exc}") from exc
     if found != set(variables):
         raise PromptError(f"{source}: declared variables {sorted(variables)} but the text uses {sorted(found)}")
-    return Prompt(name=meta["name"], version=meta["version"], variables=variables, template=template)
+    digest = hashlib.sha256(text.encode("utf-8")).hexdigest()
+    return Prompt(name=meta["name"], version=meta["version"], variables=variables, template=template, digest=digest)
 
 
 @lru_cache(maxsize=64)
@@ -100,3 +104,12 @@ def load_prompt(name: str, directory: Path | None = None) -> Prompt:
     if prompt.name != name:
         raise PromptError(f"{path}: front matter name {prompt.name!r} does not match the file name")
     return prompt
+
+
+def prompt_set_version(prefix: str, prompts: Iterable[Prompt]) -> str:
+    """``PREFIX-`` and 12 hex digits of a hash over the named prompt files' contents: the version a
+    grade carries changes whenever any file its grader can use changes, and only then."""
+    h = hashlib.sha256()
+    for prompt in sorted(prompts, key=lambda p: p.name):
+        h.update(f"{prompt.name}\0{prompt.digest}\0".encode())
+    return f"{prefix}-{h.hexdigest()[:12]}"

@@ -7,17 +7,15 @@ loop: it opens the store and loads models) and ask it for sessions; neither hold
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import functools
-import os
 import random
 import re
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 
-from bot.grading.base import Grade, GradeRequest
+from bot.grading.base import Grader
 from bot.knowledge.cards import Card
 from bot.practice.session import InterviewSession, Mode, SessionConfig, SessionDeps
 from bot.retrieval.store import CardStore, Retrieval
@@ -74,79 +72,12 @@ def parse_start(text: str, defaults: SessionConfig, topics: list[str]) -> StartR
     return StartRequest(kind="session", config=config, review=verb == "review", note=note)
 
 
-class LoadAwareGrader:
-    """The app's grader, aware of load on the one event loop every user shares.
-
-    * Feedback streams token by token only while fewer than ``max_streams`` grades are in flight;
-      beyond that grades arrive whole (streaming costs CPU per token).
-    * Grades first: between a grade coming back and its message reaching the user it counts as
-      *delivering*; :meth:`settle` lets the work that follows a shown grade (scheduling, the next
-      question) wait, briefly, until the other users' grades are out.
-    """
-
-    def __init__(self, inner: Any, max_streams: int) -> None:
-        self.inner = inner
-        self.max_streams = max_streams
-        self.in_flight = 0
-        self.delivering = 0
-        self._settled: asyncio.Condition | None = None
-
-    @property
-    def name(self) -> str:
-        return str(self.inner.name)
-
-    async def agrade(self, request: GradeRequest) -> Grade:
-        self.in_flight += 1
-        try:
-            grade: Grade = await self.inner.agrade(request)
-        finally:
-            self.in_flight -= 1
-        self.delivering += 1
-        return grade
-
-    async def astream(self, request: GradeRequest) -> AsyncIterator[Any]:
-        stream = getattr(self.inner, "astream", None)
-        if stream is None or self.in_flight >= self.max_streams:
-            yield await self.agrade(request)
-            return
-        self.in_flight += 1
-        try:
-            async for item in stream(request):
-                if isinstance(item, Grade):
-                    self.delivering += 1
-                yield item
-        finally:
-            self.in_flight -= 1
-
-    def _condition(self) -> asyncio.Condition:
-        if self._settled is None:
-            self._settled = asyncio.Condition()
-        return self._settled
-
-    async def delivered(self) -> None:
-        """A grade's message has been shown."""
-        self.delivering = max(0, self.delivering - 1)
-        if self.delivering == 0:
-            async with self._condition():
-                self._condition().notify_all()
-
-    async def settle(self, timeout: float) -> None:
-        """Wait (at most ``timeout`` s) until no other grade is waiting to be shown."""
-        if self.delivering == 0:
-            return
-        cond = self._condition()
-        async with cond:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(cond.wait_for(lambda: self.delivering == 0), timeout)
-
-    def __getattr__(self, item: str) -> Any:
-        return getattr(self.inner, item)
-
-
 class Coach:
     """Store, grader, follow-up writer (and history, when configured) for one process."""
 
-    def __init__(self, settings: Settings, store: CardStore, grader: Any, follow_ups: Any, history: Any = None):
+    def __init__(
+        self, settings: Settings, store: CardStore, grader: Grader, follow_ups: Any, history: Any = None
+    ) -> None:
         self.settings = settings
         self.store = store
         self.grader = grader
@@ -158,26 +89,29 @@ class Coach:
 
     @classmethod
     def open(
-        cls, settings: Settings, *, ingest_if_empty: bool = True, history: bool = True, worker: bool = False
+        cls,
+        settings: Settings,
+        *,
+        ingest_if_empty: bool = True,
+        history: bool = True,
+        mode: str = "terminal",
+        worker: bool = False,
+        wrap: Callable[[Grader], Grader] | None = None,
     ) -> Coach:
-        """Blocking: open the store (ingesting the knowledge folder when empty), the graders and the
-        history database. ``worker``: LLM grading in a worker process (the web app asks for it)."""
-        from bot.providers import make_follow_up_writer, make_grader, open_store
+        """Blocking: open the store (ingesting the knowledge folder when empty), the grader pipeline
+        and the history database. ``mode`` names the adapter in traces; ``worker``: LLM grading in a
+        worker process; ``wrap``: the adapter's own layer around the grader (the web app's load control)."""
+        from bot.grading.pipeline import build_grader, make_follow_up_writer
+        from bot.retrieval.store import open_store
 
         store = open_store(settings)
         if ingest_if_empty and store.count() == 0:
             from bot.knowledge.ingest import ingest
 
             ingest([settings.knowledge_dir], store, settings.knowledge_dir)
-        inner = make_grader(settings, store.embedder, mode="app")
-        if worker and settings.grader_process == "auto" and settings.use_llm_grader and (os.cpu_count() or 1) > 1:
-            import atexit
-
-            from bot.grading.pipeline.worker import GraderWorker
-
-            inner = GraderWorker(inner).start()
-            atexit.register(inner.stop)
-        grader = LoadAwareGrader(inner, settings.max_streams)
+        grader = build_grader(settings, store.embedder, mode=mode, worker=worker)
+        if wrap is not None:
+            grader = wrap(grader)
         db = None
         if history:
             from bot.history.db import History
@@ -216,7 +150,7 @@ class Coach:
     # -- text --------------------------------------------------------------------------------
 
     def grader_line(self) -> str:
-        name = str(self.grader.name)
+        name = self.grader.name
         if name == "offline":
             return (
                 "Grading: **offline grader** (no model configured). For an LLM grader set `OPENAI_API_KEY`, "

@@ -23,7 +23,7 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any, Protocol
 
-from bot.grading.base import ClaimStatus, Grade, GradeRequest
+from bot.grading.base import ClaimStatus, Grade, Grader
 from bot.grading.keypoints import extract_key_points
 from bot.grading.safety import MAX_ANSWER_CHARS
 from bot.knowledge.cards import Card
@@ -145,13 +145,6 @@ def parse_command(text: str) -> tuple[Command, str] | None:
 # --- dependencies -----------------------------------------------------------------------------
 
 
-class GraderLike(Protocol):
-    @property
-    def name(self) -> str: ...
-
-    async def agrade(self, request: GradeRequest) -> Grade: ...
-
-
 class FollowUpWriter(Protocol):
     """Writes an interviewer's follow-up question aimed at key points the answer missed."""
 
@@ -160,7 +153,7 @@ class FollowUpWriter(Protocol):
 
 @dataclass
 class SessionDeps:
-    grader: GraderLike
+    grader: Grader
     retrieve: Callable[[Card], Awaitable[Retrieval]]
     follow_ups: FollowUpWriter
     recorder: Recorder | None = None
@@ -751,13 +744,12 @@ class InterviewSession:
         request = retrieval.request(answer).model_copy(update={"appeal": appeal})
         grade: Grade | None = None
         # Interview mode shows no live feedback (a follow-up may come first): don't pay for streaming.
-        stream = getattr(self.deps.grader, "astream", None) if self.config.mode is Mode.STUDY else None
-        if stream is not None:
-            async for item in stream(request):
+        if self.config.mode is Mode.STUDY:
+            async for item in self.deps.grader.astream(request):
                 if isinstance(item, Grade):
                     grade = item
                 else:
-                    yield Feedback(card=q.card, text=str(getattr(item, "text", item)))
+                    yield Feedback(card=q.card, text=item.text)
         else:
             grade = await self.deps.grader.agrade(request)
         assert grade is not None

@@ -15,7 +15,7 @@ import os
 import threading
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 import numpy.typing as npt
@@ -24,13 +24,19 @@ if TYPE_CHECKING:
     import onnxruntime
     from tokenizers import Tokenizer
 
+    from bot.settings import Settings
+
 __all__ = [
     "EMBEDDING_DIM",
     "MAX_SEQ_LENGTH",
     "MODEL_NAME",
+    "Embedder",
     "EmbeddingModelMissing",
+    "LocalEmbedder",
     "MiniLMEmbedder",
+    "OpenAIEmbedder",
     "load_tokenizer",
+    "make_embedder",
 ]
 
 MODEL_NAME = "all-MiniLM-L6-v2"
@@ -207,13 +213,73 @@ class MiniLMEmbedder:
             out[chunk] = np.asarray(result, dtype=np.float32)
         return out
 
-    def embed_one(self, text: str) -> Float32Array:
-        """Embed a single text: float32 vector [384]."""
-        vec: Float32Array = self.embed([text])[0]
-        return vec
-
     def __repr__(self) -> str:
         return (
             f"MiniLMEmbedder(model_dir={str(self.model_dir)!r}, "
             f"threads={self.threads!r}, batch_size={self.batch_size!r})"
         )
+
+
+class Embedder(Protocol):
+    """Anything that turns texts into L2-normalised vectors (the store and the offline grader use one)."""
+
+    @property
+    def model_id(self) -> str: ...
+
+    def embed(self, texts: Sequence[str]) -> np.ndarray: ...
+
+
+class LocalEmbedder:
+    """all-MiniLM-L6-v2 through ONNX Runtime (offline)."""
+
+    model_id = "all-MiniLM-L6-v2"
+
+    def __init__(self, settings: Settings) -> None:
+        self._inner = MiniLMEmbedder(settings.embedding_model_dir, threads=settings.embed_threads or None)
+
+    def embed(self, texts: Sequence[str]) -> np.ndarray:
+        return self._inner.embed(texts)
+
+
+class OpenAIEmbedder:
+    """Embeddings from an OpenAI-compatible ``/v1/embeddings`` endpoint (OpenAI, Ollama, vLLM…)."""
+
+    def __init__(self, settings: Settings, *, batch_size: int = 128) -> None:
+        self._settings = settings
+        self._batch = batch_size
+        self._client: Any = None
+        self._lock = threading.Lock()
+        self.model_id = f"openai-{settings.openai_embedding_model}"
+
+    def _get_client(self) -> Any:
+        with self._lock:
+            if self._client is None:
+                from openai import OpenAI
+
+                key = self._settings.openai_api_key
+                self._client = OpenAI(
+                    api_key=key.get_secret_value() if key else "not-needed",
+                    base_url=self._settings.openai_base_url,
+                    timeout=self._settings.openai_timeout,
+                    max_retries=self._settings.openai_max_retries,
+                )
+            return self._client
+
+    def embed(self, texts: Sequence[str]) -> np.ndarray:
+        if not texts:
+            return np.zeros((0, 0), dtype=np.float32)
+        client = self._get_client()
+        rows: list[list[float]] = []
+        for start in range(0, len(texts), self._batch):
+            chunk = [t if t.strip() else " " for t in texts[start : start + self._batch]]
+            resp = client.embeddings.create(model=self._settings.openai_embedding_model, input=chunk)
+            rows.extend(item.embedding for item in sorted(resp.data, key=lambda d: d.index))
+        arr = np.asarray(rows, dtype=np.float32)
+        norms = np.linalg.norm(arr, axis=1, keepdims=True)
+        return arr / np.where(norms == 0, 1.0, norms)
+
+
+def make_embedder(settings: Settings) -> Embedder:
+    if settings.embeddings == "openai":
+        return OpenAIEmbedder(settings)
+    return LocalEmbedder(settings)

@@ -11,27 +11,22 @@ from __future__ import annotations
 import functools
 import json
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from bot.grading.base import GradeRequest
 from bot.knowledge.cards import Card
+from bot.retrieval.embeddings import Embedder
 
-__all__ = ["CardStore", "Embedder", "Hit", "Retrieval", "SyncReport", "collection_name"]
+if TYPE_CHECKING:
+    from bot.settings import Settings
+
+__all__ = ["CardStore", "Hit", "Retrieval", "SyncReport", "collection_name", "make_chroma_client", "open_store"]
 
 _BATCH = 256
-
-
-class Embedder(Protocol):
-    """Anything that turns texts into L2-normalised vectors."""
-
-    @property
-    def model_id(self) -> str: ...
-
-    def embed(self, texts: Sequence[str]) -> np.ndarray: ...
 
 
 EF_NAME = "interview-coach"
@@ -124,7 +119,7 @@ class SyncReport:
 
 
 class CardStore:
-    """Cards in Chroma. Construct with a client; see :func:`bot.providers.open_store`."""
+    """Cards in Chroma. Construct with a client; see :func:`bot.retrieval.store.open_store`."""
 
     def __init__(self, client: Any, embedder: Embedder, prefix: str = "cards") -> None:
         self._client = client
@@ -278,3 +273,22 @@ def _metadata(card: Card, source_file: str, digest: str) -> dict[str, Any]:
 
 def _card(meta: Any) -> Card:
     return Card.model_validate_json(meta["card"])
+
+
+def make_chroma_client(settings: Settings) -> Any:
+    """Embedded PersistentClient under the data dir, or an HttpClient when CHROMA_HOST is set."""
+    import chromadb
+    from chromadb.config import Settings as ChromaSettings
+
+    chroma_settings = ChromaSettings(anonymized_telemetry=False)
+    if settings.chroma_host:
+        return chromadb.HttpClient(host=settings.chroma_host, port=settings.chroma_port, settings=chroma_settings)
+    settings.chroma_path.mkdir(parents=True, exist_ok=True)
+    return chromadb.PersistentClient(path=str(settings.chroma_path), settings=chroma_settings)
+
+
+def open_store(settings: Settings, embedder: Embedder | None = None) -> CardStore:
+    """The configured store, with the configured embedder unless one is given."""
+    from bot.retrieval.embeddings import make_embedder
+
+    return CardStore(make_chroma_client(settings), embedder or make_embedder(settings), prefix=settings.collection)

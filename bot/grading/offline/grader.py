@@ -55,15 +55,25 @@ import json
 import re
 import threading
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 from math import nan
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 import numpy as np
 
-from bot.grading.base import Claim, ClaimStatus, Criteria, Grade, GradeRequest, ungraded
+from bot.grading.base import (
+    DEFAULT_CONCURRENCY,
+    Claim,
+    ClaimStatus,
+    Criteria,
+    Grade,
+    GradeEvent,
+    GradeRequest,
+    stream_whole,
+    ungraded,
+)
 from bot.grading.keypoints import (
     STOPWORDS,
     clean_text,
@@ -79,16 +89,13 @@ from bot.grading.keypoints import (
     weighted_stems,
 )
 from bot.grading.safety import clean_answer
+from bot.retrieval.embeddings import Embedder
 
 __all__ = ["FEATURES", "OfflineGrader", "OfflineParams"]
 
 PARAMS_PATH = Path(__file__).resolve().parent / "params.json"
 FEATURES = ("rec", "rec_plain", "prec", "cos", "cos_q", "cos_dem", "kp", "kp_sem", "kp_lex", "len")
 NAME = "offline"
-
-
-class _Embedder(Protocol):
-    def embed(self, texts: Sequence[str]) -> np.ndarray: ...
 
 
 @dataclass
@@ -251,7 +258,7 @@ def _short(text: str, limit: int = 90) -> str:
 class OfflineGrader:
     """Embedding + alignment grader with a tiny learned model. Never raises from ``grade``."""
 
-    def __init__(self, embedder: _Embedder, *, params_path: Path | None = None) -> None:
+    def __init__(self, embedder: Embedder, *, params_path: Path | None = None) -> None:
         self._embedder = embedder
         self.params = OfflineParams.load(params_path)
         self.prompt_version = f"offline-{self.params.version}"
@@ -267,16 +274,29 @@ class OfflineGrader:
     def grade(self, request: GradeRequest) -> Grade:
         return self.grade_many([request])[0]
 
+    @property
+    def batched(self) -> bool:
+        return True
+
     async def agrade(self, request: GradeRequest) -> Grade:
         return await asyncio.to_thread(self.grade, request)
 
+    def astream(self, request: GradeRequest) -> AsyncIterator[GradeEvent]:
+        """The grade in one piece: there is no feedback text to stream before it."""
+        return stream_whole(self, request)
+
+    async def agrade_many(
+        self, requests: Sequence[GradeRequest], *, concurrency: int = DEFAULT_CONCURRENCY
+    ) -> list[Grade]:
+        """:meth:`grade_many` in a worker thread (``concurrency`` is moot: there is no model call)."""
+        return await asyncio.to_thread(self.grade_many, requests)
+
     def grade_many(self, requests: Sequence[GradeRequest]) -> list[Grade]:
-        """Grade many answers with one batched embedding call. One result per request, never raises."""
+        """Grade many answers with one batched embedding call. One result per request, never raises:
+        when the batch fails, each answer is graded alone so one bad answer costs only its own grade."""
         try:
             return self._grade_batch(requests)
         except Exception:
-            if len(requests) <= 1:
-                return [self._safe_one(r) for r in requests]
             return [self._safe_one(r) for r in requests]
 
     def feature_matrix(self, requests: Sequence[GradeRequest]) -> np.ndarray:

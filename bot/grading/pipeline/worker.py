@@ -19,16 +19,16 @@ import asyncio
 import itertools
 import json
 import os
+import signal
 import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from bot.grading.base import Grade, GradeRequest
-from bot.grading.llm import FeedbackDelta  # the worker only runs LLM graders: LangChain is loaded anyway
+from bot.grading.base import DEFAULT_CONCURRENCY, FeedbackDelta, Grade, GradeEvent, Grader, GradeRequest, grade_each
 
 __all__ = ["GraderWorker", "main"]
 
@@ -39,7 +39,7 @@ START_TIMEOUT_S = 60.0
 class GraderWorker:
     """App side: a grader whose ``agrade``/``astream`` run in the worker process."""
 
-    def __init__(self, fallback: Any, *, socket_dir: Path | None = None) -> None:
+    def __init__(self, fallback: Grader, *, socket_dir: Path | None = None) -> None:
         self.fallback = fallback  # the same grader, in-process: used whenever the worker can't answer
         self._dir = Path(tempfile.mkdtemp(prefix="interview-grader-", dir=socket_dir))
         self.socket_path = self._dir / "grader.sock"
@@ -53,7 +53,15 @@ class GraderWorker:
 
     @property
     def name(self) -> str:
-        return str(self.fallback.name)
+        return self.fallback.name
+
+    @property
+    def prompt_version(self) -> str:
+        return self.fallback.prompt_version
+
+    @property
+    def batched(self) -> bool:
+        return False  # each grade is its own request to the worker
 
     # -- process -----------------------------------------------------------------------------
 
@@ -127,11 +135,16 @@ class GraderWorker:
         assert grade is not None
         return grade
 
-    async def astream(self, request: GradeRequest) -> AsyncIterator[Any]:
+    async def astream(self, request: GradeRequest) -> AsyncIterator[GradeEvent]:
         async for item in self._run(request, stream=True):
             yield item
 
-    async def _run(self, request: GradeRequest, *, stream: bool) -> AsyncIterator[Any]:
+    async def agrade_many(
+        self, requests: Sequence[GradeRequest], *, concurrency: int = DEFAULT_CONCURRENCY
+    ) -> list[Grade]:
+        return await grade_each(self, requests, concurrency)
+
+    async def _run(self, request: GradeRequest, *, stream: bool) -> AsyncIterator[GradeEvent]:
         rid = next(self._ids)
         queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
         self._pending[rid] = queue
@@ -156,25 +169,21 @@ class GraderWorker:
         finally:
             self._pending.pop(rid, None)
         self.fallbacks += 1  # the worker could not answer: grade here, the user never loses a grade
-        stream_fn = getattr(self.fallback, "astream", None)
-        if stream and stream_fn is not None:
-            async for item in stream_fn(request):
+        if stream:
+            async for item in self.fallback.astream(request):
                 yield item
         else:
             yield await self.fallback.agrade(request)
-
-    def __getattr__(self, item: str) -> Any:  # prompt_version, mode, … of the grader
-        return getattr(self.fallback, item)
 
 
 # --- the worker process ---------------------------------------------------------------------
 
 
 async def _serve(socket_path: str, parent_pid: int) -> None:
-    from bot.providers import make_grader
+    from bot.grading.pipeline.build import build_grader
     from bot.settings import get_settings
 
-    grader = make_grader(get_settings(), mode="app")
+    grader = build_grader(get_settings(), mode="web")
     done = asyncio.Event()
 
     async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -190,13 +199,12 @@ async def _serve(socket_path: str, parent_pid: int) -> None:
             rid = msg.get("id")
             try:
                 request = GradeRequest.model_validate(msg["request"])
-                stream = getattr(grader, "astream", None)
-                if msg.get("stream") and stream is not None:
-                    async for item in stream(request):
+                if msg.get("stream"):
+                    async for item in grader.astream(request):
                         if isinstance(item, Grade):
                             await send({"id": rid, "grade": item.model_dump(mode="json")})
                         else:
-                            await send({"id": rid, "delta": str(getattr(item, "text", item))})
+                            await send({"id": rid, "delta": item.text})
                 else:
                     grade = await grader.agrade(request)
                     await send({"id": rid, "grade": grade.model_dump(mode="json")})
@@ -218,6 +226,8 @@ async def _serve(socket_path: str, parent_pid: int) -> None:
             await asyncio.sleep(1.0)
         done.set()
 
+    # Stopped by the app (SIGTERM): finish like a closed connection, so queued trace runs are sent.
+    asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, done.set)
     watcher = asyncio.create_task(watch_parent())
     async with server:
         await done.wait()
