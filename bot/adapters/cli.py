@@ -440,7 +440,7 @@ _NOW_OPTION = click.option("--now", "now_iso", hidden=True, help="Pretend it is 
 @_NOW_OPTION
 def stats(user_name: str | None, as_json: bool, now_iso: str | None) -> None:
     """Progress: readiness per topic, answers and scores per day, streak, weakest cards, leeches."""
-    from bot.history.db import History
+    from bot.history.repository import History
 
     settings = get_settings()
     user = _history_user(settings, user_name)
@@ -463,8 +463,8 @@ def stats(user_name: str | None, as_json: bool, now_iso: str | None) -> None:
 @_NOW_OPTION
 def export(fmt: str, output: str | None, user_name: str | None, now_iso: str | None) -> None:
     """Export your history: a Markdown report, a CSV of every attempt, or an Anki deck of weak cards."""
-    from bot.history.db import History
     from bot.history.export import export_anki, export_csv, export_markdown, weak_cards
+    from bot.history.repository import History
 
     settings = get_settings()
     user = _history_user(settings, user_name)

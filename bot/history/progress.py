@@ -25,7 +25,8 @@ if TYPE_CHECKING:
     import plotly.graph_objects as go
     from rich.console import Console, RenderableType
 
-    from bot.history.db import History, Review, StoredAttempt
+    from bot.history.records import Review, StoredAttempt
+    from bot.history.repository import History
 
 __all__ = [
     "DayActivity",
@@ -263,7 +264,7 @@ def stats_for(
     leech_threshold: int = 6,
     tz: tzinfo = UTC,
 ) -> Stats:
-    """:func:`compute_stats` for one user of a :class:`~bot.history.db.History` (empty if unknown)."""
+    """:func:`compute_stats` for one user of a :class:`~bot.history.repository.History` (empty if unknown)."""
     uid = history.user_id(user)
     return compute_stats(
         user=user,
