@@ -390,14 +390,6 @@ class History:
             rows = s.scalars(select(CardStateRow).where(CardStateRow.user_id == user_id)).all()
             return {r.card_id: _state_from_row(r) for r in rows}
 
-    def save_card_state(self, user_id: int, card_id: str, state: fsrs.Card | None) -> None:
-        """Overwrite (or with None, forget) the user's state of one card."""
-
-        def work(s: Session) -> None:
-            self._put_state(s, user_id, card_id, state)
-
-        self._write(work)
-
     def _put_state(self, s: Session, user_id: int, card_id: str, state: fsrs.Card | None) -> None:
         row = s.get(CardStateRow, (user_id, card_id), with_for_update=True)
         if state is None:
