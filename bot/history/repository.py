@@ -1,6 +1,7 @@
 """The practice history: users, sessions, attempts, question outcomes and per-card FSRS state.
 
-SQLAlchemy 2, synchronous, one engine (:mod:`bot.history.engine`). Writes on SQLite take
+SQLAlchemy 2, synchronous, one engine (:mod:`bot.history.engine`); opening the history upgrades its
+schema to the newest migration (:mod:`bot.history.migrate`). Writes on SQLite take
 ``BEGIN IMMEDIATE`` and are retried on "database is locked". Every write commits before it
 returns. Every query is scoped to one user.
 """
@@ -29,9 +30,10 @@ from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from bot.grading.base import Grade
+from bot.history import migrate
 from bot.history.engine import is_locked, make_engine
 from bot.history.records import Review, SessionInfo, StoredAttempt, UnknownSession
-from bot.history.schema import AttemptRow, Base, CardStateRow, OutcomeRow, SessionRow, UserRow
+from bot.history.schema import AttemptRow, CardStateRow, OutcomeRow, SessionRow, UserRow
 from bot.practice.attempts import Attempt, AttemptKind, QuestionOutcome
 from bot.practice.schedule import CardScheduler, fsrs_card_id, to_utc
 
@@ -119,7 +121,11 @@ class History:
         self._retries = retries
         self.is_sqlite = self.url.get_backend_name() == "sqlite"
         self.engine = make_engine(self.url, busy_timeout_ms=busy_timeout_ms)
-        Base.metadata.create_all(self.engine)
+        try:
+            self.revision = migrate.upgrade(self.engine)  # the schema at head, whatever made the database
+        except BaseException:
+            self.engine.dispose()
+            raise
         self._read = sessionmaker(self.engine, expire_on_commit=False)
         self._write_engine = self.engine.execution_options(sqlite_immediate=True)
         self._write_session = sessionmaker(self._write_engine, expire_on_commit=False)
