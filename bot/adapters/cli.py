@@ -416,19 +416,9 @@ def _now(value: str | None) -> Any:
 def _compute_stats(settings: Settings, user: str, history: Any, now: Any, cards: list[Any]) -> Any:
     from datetime import datetime
 
-    from bot.history.progress import stats_for
-    from bot.practice.schedule import CardScheduler, RatingThresholds
+    from bot.history.progress import stats_with_settings
 
-    return stats_for(
-        history,
-        user,
-        cards,
-        CardScheduler.from_settings(settings),
-        now,
-        thresholds=RatingThresholds.from_settings(settings),
-        leech_threshold=settings.leech_threshold,
-        tz=datetime.now().astimezone().tzinfo or now.tzinfo,
-    )
+    return stats_with_settings(history, user, cards, settings, now, tz=datetime.now().astimezone().tzinfo or now.tzinfo)
 
 
 _NOW_OPTION = click.option("--now", "now_iso", hidden=True, help="Pretend it is this ISO time (tests).")
