@@ -190,6 +190,8 @@ def run(*args: str) -> tuple[int, str, str]:
 
 
 def test_interview_db_upgrade_and_current(isolated_state: Path) -> None:
+    code, out, _ = run("db", "current")
+    assert code == 0 and "revision none" in out and not isolated_state.exists()  # looking creates nothing
     isolated_state.mkdir(parents=True)
     database = isolated_state / "history.sqlite3"
     _load_sqlite_dump(database)  # the previous release's database in the data dir

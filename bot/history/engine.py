@@ -14,7 +14,7 @@ from sqlalchemy import create_engine, event
 from sqlalchemy.engine import URL, Engine
 from sqlalchemy.exc import OperationalError
 
-__all__ = ["is_locked", "make_engine"]
+__all__ = ["is_locked", "make_engine", "sqlite_file"]
 
 
 def make_engine(url: URL, *, busy_timeout_ms: int = 30_000) -> Engine:
@@ -24,10 +24,18 @@ def make_engine(url: URL, *, busy_timeout_ms: int = 30_000) -> Engine:
     return create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=20)
 
 
-def _sqlite_engine(url: URL, busy_timeout_ms: int) -> Engine:
+def sqlite_file(url: URL) -> Path | None:
+    """The file of a SQLite URL (None: not SQLite, in memory, or a ``file:`` URI)."""
     database = url.database
-    if database and database != ":memory:" and not database.startswith("file:"):
-        Path(database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+    if url.get_backend_name() != "sqlite" or not database or database == ":memory:" or database.startswith("file:"):
+        return None
+    return Path(database).expanduser()
+
+
+def _sqlite_engine(url: URL, busy_timeout_ms: int) -> Engine:
+    path = sqlite_file(url)
+    if path is not None:
+        path.parent.mkdir(parents=True, exist_ok=True)
     engine = create_engine(
         url,
         connect_args={"check_same_thread": False, "timeout": busy_timeout_ms / 1000},

@@ -29,7 +29,7 @@ from alembic.script import ScriptDirectory
 from sqlalchemy import Connection, inspect, text
 from sqlalchemy.engine import URL, Engine, make_url
 
-from bot.history.engine import make_engine
+from bot.history.engine import make_engine, sqlite_file
 
 __all__ = [
     "BASELINE",
@@ -129,8 +129,12 @@ def upgrade_database(url: str | URL) -> tuple[str | None, str]:
 
 
 def database_revision(url: str | URL) -> str | None:
-    """The revision of the database at ``url``, changing nothing (None: not under migrations yet)."""
-    engine = make_engine(make_url(url))
+    """The revision of the database at ``url``, changing nothing (None: not under migrations yet, or no file)."""
+    parsed = make_url(url)
+    path = sqlite_file(parsed)
+    if path is not None and not path.exists():
+        return None
+    engine = make_engine(parsed)
     try:
         with engine.connect() as connection:
             revision = current_revision(connection)
