@@ -66,8 +66,8 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
 
 @pytest.fixture
 def history(db_url: str) -> Iterator[Any]:
-    """A :class:`bot.history.db.History` on ``db_url`` with a fixed clock, closed afterwards."""
-    from bot.history.db import History
+    """A :class:`bot.history.repository.History` on ``db_url`` with a fixed clock, closed afterwards."""
+    from bot.history.repository import History
 
     h = History(db_url, clock=lambda: datetime(2026, 1, 1, tzinfo=UTC))
     try:

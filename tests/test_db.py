@@ -1,4 +1,4 @@
-"""The practice history (bot/history/db.py) on SQLite and PostgreSQL: durability, resume, isolation, FSRS."""
+"""The practice history (bot/history: schema, repository, recorder) on SQLite and PostgreSQL: resume, FSRS."""
 
 from __future__ import annotations
 
@@ -17,7 +17,9 @@ from typing import Any
 import pytest
 from fsrs import Rating, State
 
-from bot.history.db import History, HistoryRecorder, UnknownSession
+from bot.history.recorder import HistoryRecorder
+from bot.history.records import UnknownSession
+from bot.history.repository import History
 from bot.practice.attempts import AttemptKind
 from bot.practice.schedule import CardScheduler, RatingThresholds
 from tests.db_fixtures import T0, make_attempt, make_grade, make_outcome
@@ -357,7 +359,7 @@ import sys
 from datetime import UTC, datetime, timedelta
 from fsrs import Rating
 from bot.practice.attempts import Attempt, AttemptKind, QuestionOutcome
-from bot.history.db import History
+from bot.history.repository import History
 from bot.grading.base import Grade
 from bot.practice.schedule import CardScheduler
 

@@ -18,9 +18,10 @@ from fsrs import Rating
 
 from bot.adapters.cli import cli
 from bot.grading.base import Grade
-from bot.history.db import History, HistoryRecorder
 from bot.history.export import CSV_COLUMNS, anki_ids, export_anki, export_csv, export_markdown, weak_cards
 from bot.history.progress import stats_for
+from bot.history.recorder import HistoryRecorder
+from bot.history.repository import History
 from bot.practice.schedule import CardScheduler, RatingThresholds
 from tests.db_fixtures import make_attempt, make_grade, make_outcome
 from tests.test_progress import CARDS, NOW, SCHED, seed

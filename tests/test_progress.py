@@ -14,7 +14,6 @@ from click.testing import CliRunner
 from fsrs import Rating
 
 from bot.adapters.cli import cli
-from bot.history.db import History
 from bot.history.progress import (
     Stats,
     activity_figure,
@@ -26,6 +25,7 @@ from bot.history.progress import (
     streak,
     weakest_figure,
 )
+from bot.history.repository import History
 from bot.knowledge.cards import FLAG_IMPORTANT, Card, Source
 from bot.practice.schedule import CardScheduler
 from tests.db_fixtures import make_attempt, make_outcome
@@ -169,7 +169,7 @@ def test_time_zone_decides_the_day() -> None:
 
 
 def _stored(at: datetime) -> Any:
-    from bot.history.db import StoredAttempt
+    from bot.history.records import StoredAttempt
     from bot.practice.attempts import AttemptKind
     from tests.db_fixtures import make_grade
 

@@ -28,7 +28,7 @@ def test_read_answer_paragraphs_commands_and_end_of_input() -> None:
 
 
 def _history(settings_dir: Path) -> Any:
-    from bot.history.db import History
+    from bot.history.repository import History
     from bot.settings import Settings
 
     return History.from_settings(Settings())

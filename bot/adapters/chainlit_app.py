@@ -412,22 +412,18 @@ async def _show_progress(coach: Coach) -> None:
     if coach.history is None:
         await cl.Message(content="Progress needs the history database, which is switched off.").send()
         return
-    from bot.history.progress import activity_figure, readiness_figure, stats_for, stats_markdown, weakest_figure
-    from bot.practice.schedule import CardScheduler, RatingThresholds
+    from bot.history.progress import (
+        activity_figure,
+        readiness_figure,
+        stats_markdown,
+        stats_with_settings,
+        weakest_figure,
+    )
 
-    settings = coach.settings
     user = _user()
 
     def compute() -> tuple[Any, list[Any]]:
-        stats = stats_for(
-            coach.history,
-            user,
-            coach.cards(),
-            CardScheduler.from_settings(settings),
-            datetime.now(UTC),
-            thresholds=RatingThresholds.from_settings(settings),
-            leech_threshold=settings.leech_threshold,
-        )
+        stats = stats_with_settings(coach.history, user, coach.cards(), coach.settings, datetime.now(UTC))
         return stats, [readiness_figure(stats), activity_figure(stats), weakest_figure(stats)]
 
     stats, figures = await asyncio.to_thread(compute)

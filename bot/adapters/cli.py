@@ -417,19 +417,9 @@ def _now(value: str | None) -> Any:
 def _compute_stats(settings: Settings, user: str, history: Any, now: Any, cards: list[Any]) -> Any:
     from datetime import datetime
 
-    from bot.history.progress import stats_for
-    from bot.practice.schedule import CardScheduler, RatingThresholds
+    from bot.history.progress import stats_with_settings
 
-    return stats_for(
-        history,
-        user,
-        cards,
-        CardScheduler.from_settings(settings),
-        now,
-        thresholds=RatingThresholds.from_settings(settings),
-        leech_threshold=settings.leech_threshold,
-        tz=datetime.now().astimezone().tzinfo or now.tzinfo,
-    )
+    return stats_with_settings(history, user, cards, settings, now, tz=datetime.now().astimezone().tzinfo or now.tzinfo)
 
 
 _NOW_OPTION = click.option("--now", "now_iso", hidden=True, help="Pretend it is this ISO time (tests).")
@@ -441,7 +431,7 @@ _NOW_OPTION = click.option("--now", "now_iso", hidden=True, help="Pretend it is 
 @_NOW_OPTION
 def stats(user_name: str | None, as_json: bool, now_iso: str | None) -> None:
     """Progress: readiness per topic, answers and scores per day, streak, weakest cards, leeches."""
-    from bot.history.db import History
+    from bot.history.repository import History
 
     settings = get_settings()
     user = _history_user(settings, user_name)
@@ -464,8 +454,8 @@ def stats(user_name: str | None, as_json: bool, now_iso: str | None) -> None:
 @_NOW_OPTION
 def export(fmt: str, output: str | None, user_name: str | None, now_iso: str | None) -> None:
     """Export your history: a Markdown report, a CSV of every attempt, or an Anki deck of weak cards."""
-    from bot.history.db import History
     from bot.history.export import export_anki, export_csv, export_markdown, weak_cards
+    from bot.history.repository import History
 
     settings = get_settings()
     user = _history_user(settings, user_name)
@@ -595,6 +585,40 @@ def practice(
             coach.history.close()
     if session is None:
         sys.exit(1)
+
+
+@cli.group()
+def db() -> None:
+    """The history database's schema (the app and the CLI also upgrade it whenever they open it)."""
+
+
+@db.command(name="upgrade")
+def db_upgrade() -> None:
+    """Bring the history database to the newest schema; one from an older release keeps its rows."""
+    from sqlalchemy.engine import make_url
+
+    from bot.history.migrate import SchemaTooNew, upgrade_database
+
+    url = get_settings().history_url
+    try:
+        before, after = upgrade_database(url)
+    except SchemaTooNew as exc:
+        raise click.ClickException(str(exc)) from exc
+    change = "already at" if before == after else f"upgraded from {before or 'no'} revision to"
+    click.echo(f"{make_url(url).render_as_string(hide_password=True)}: {change} revision {after} (the newest)")
+
+
+@db.command(name="current")
+def db_current() -> None:
+    """Show the history database's schema revision, and the newest this version knows."""
+    from sqlalchemy.engine import make_url
+
+    from bot.history.migrate import database_revision, head_revision
+
+    url = get_settings().history_url
+    revision, head = database_revision(url), head_revision()
+    state = "the newest" if revision == head else f"the newest is {head}: `interview db upgrade`"
+    click.echo(f"{make_url(url).render_as_string(hide_password=True)}: revision {revision or 'none'} ({state})")
 
 
 def main(argv: Sequence[str] | None = None) -> None:

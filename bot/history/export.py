@@ -21,7 +21,7 @@ from bot.history.progress import Stats, stats_markdown
 from bot.knowledge.cards import Card
 
 if TYPE_CHECKING:
-    from bot.history.db import SessionInfo, StoredAttempt
+    from bot.history.records import SessionInfo, StoredAttempt
 
 __all__ = ["CSV_COLUMNS", "anki_ids", "export_anki", "export_csv", "export_markdown", "weak_cards"]
 

@@ -25,7 +25,9 @@ if TYPE_CHECKING:
     import plotly.graph_objects as go
     from rich.console import Console, RenderableType
 
-    from bot.history.db import History, Review, StoredAttempt
+    from bot.history.records import Review, StoredAttempt
+    from bot.history.repository import History
+    from bot.settings import Settings
 
 __all__ = [
     "DayActivity",
@@ -39,6 +41,7 @@ __all__ = [
     "stats_for",
     "stats_markdown",
     "stats_renderables",
+    "stats_with_settings",
     "streak",
     "weakest_figure",
 ]
@@ -126,33 +129,10 @@ def streak(active_days: Iterable[date], today: date) -> int:
     return count
 
 
-def compute_stats(
-    *,
-    user: str,
-    cards: Sequence[Card],
-    attempts: Sequence[StoredAttempt],
-    reviews: Sequence[Review],
-    states: Mapping[str, fsrs.Card],
-    scheduler: CardScheduler,
-    now: datetime,
-    thresholds: RatingThresholds | None = None,
-    leech_threshold: int = 6,
-    tz: tzinfo = UTC,
-    sessions: int = 0,
-    max_days: int = 90,
-) -> Stats:
-    """Everything ``interview stats`` and the Progress view show, from one user's history."""
-    thresholds = thresholds or RatingThresholds()
-    now = to_utc(now)
-    today = now.astimezone(tz).date()
-    topic_of = {c.id: c.topic for c in cards}
-    question_of = {c.id: c.display_question for c in cards}
-    if not cards:  # no notes at hand: the history's own cards
-        for a in attempts:
-            topic_of.setdefault(a.card_id, a.topic)
-            question_of.setdefault(a.card_id, a.prompt)
-
-    # Readiness per topic.
+def _topic_readiness(
+    topic_of: Mapping[str, str], states: Mapping[str, fsrs.Card], scheduler: CardScheduler, now: datetime
+) -> list[TopicReadiness]:
+    """Readiness per topic: the mean recall probability of its cards at ``now``, by topic name."""
     by_topic: dict[str, list[str]] = defaultdict(list)
     for card_id, topic in topic_of.items():
         by_topic[topic].append(card_id)
@@ -168,29 +148,70 @@ def compute_stats(
                 readiness=fmean(recall) if recall else 0.0,
             )
         )
+    return topics
 
-    # Activity per day.
-    practice = [a for a in attempts if a.kind is not AttemptKind.SKIP]
-    scores = [a.score for a in attempts if a.score is not None]
+
+def _practice_by_day(attempts: Iterable[StoredAttempt], tz: tzinfo) -> dict[date, list[StoredAttempt]]:
+    """Attempts that practised something (not skips), by their local day."""
     per_day: dict[date, list[StoredAttempt]] = defaultdict(list)
-    for a in practice:
-        per_day[a.answered_at.astimezone(tz).date()].append(a)
-    days: list[DayActivity] = []
-    if per_day:
-        first = max(min(per_day), today - timedelta(days=max_days - 1))
-        for offset in range((today - first).days + 1):
-            day = first + timedelta(days=offset)
-            day_scores = [a.score for a in per_day.get(day, []) if a.score is not None]
-            days.append(
-                DayActivity(
-                    day=day,
-                    attempts=len(per_day.get(day, [])),
-                    graded=len(day_scores),
-                    mean_score=round(fmean(day_scores), 2) if day_scores else None,
-                )
-            )
+    for a in attempts:
+        if a.kind is not AttemptKind.SKIP:
+            per_day[a.answered_at.astimezone(tz).date()].append(a)
+    return per_day
 
-    # Per-card standing, weakest first.
+
+def _daily_activity(per_day: Mapping[date, Sequence[StoredAttempt]], today: date, max_days: int) -> list[DayActivity]:
+    """One row per day from the first practice (at most ``max_days`` back) to today, quiet days included."""
+    if not per_day:
+        return []
+    first = max(min(per_day), today - timedelta(days=max_days - 1))
+    days = []
+    for offset in range((today - first).days + 1):
+        day = first + timedelta(days=offset)
+        tries = per_day.get(day, [])
+        day_scores = [a.score for a in tries if a.score is not None]
+        days.append(
+            DayActivity(
+                day=day,
+                attempts=len(tries),
+                graded=len(day_scores),
+                mean_score=round(fmean(day_scores), 2) if day_scores else None,
+            )
+        )
+    return days
+
+
+@dataclass(frozen=True)
+class _CardNames:
+    """Each card's topic and question: the notes', else (no notes at hand) the history's own."""
+
+    topic_of: dict[str, str]
+    question_of: dict[str, str]
+
+    @classmethod
+    def of(cls, cards: Sequence[Card], attempts: Sequence[StoredAttempt]) -> _CardNames:
+        topic_of = {c.id: c.topic for c in cards}
+        question_of = {c.id: c.display_question for c in cards}
+        if not cards:
+            for a in attempts:
+                topic_of.setdefault(a.card_id, a.topic)
+                question_of.setdefault(a.card_id, a.prompt)
+        return cls(topic_of, question_of)
+
+
+def _card_standings(
+    *,
+    cards: Sequence[Card],
+    names: _CardNames,
+    attempts: Sequence[StoredAttempt],
+    reviews: Sequence[Review],
+    states: Mapping[str, fsrs.Card],
+    scheduler: CardScheduler,
+    now: datetime,
+    thresholds: RatingThresholds,
+    leech_threshold: int,
+) -> tuple[list[WeakCard], list[Leech]]:
+    """Every practised card, weakest first, and the leeches among them."""
     failures: dict[str, int] = defaultdict(int)
     last_rating: dict[str, Rating | None] = {}
     for r in reviews:
@@ -217,8 +238,8 @@ def compute_stats(
         standings.append(
             WeakCard(
                 card_id=card_id,
-                question=question_of.get(card_id, tries[-1].prompt),
-                topic=topic_of.get(card_id, tries[-1].topic),
+                question=names.question_of.get(card_id, tries[-1].prompt),
+                topic=names.topic_of.get(card_id, tries[-1].topic),
                 attempts=len(tries),
                 last_score=graded[-1] if graded else None,
                 recent_score=round(recent, 2) if recent is not None else None,
@@ -232,12 +253,46 @@ def compute_stats(
     standings.sort(
         key=lambda c: (not c.weak, c.recent_score if c.recent_score is not None else -1.0, -c.failures, c.card_id)
     )
+    return standings, leeches
 
-    known = set(topic_of)
+
+def compute_stats(
+    *,
+    user: str,
+    cards: Sequence[Card],
+    attempts: Sequence[StoredAttempt],
+    reviews: Sequence[Review],
+    states: Mapping[str, fsrs.Card],
+    scheduler: CardScheduler,
+    now: datetime,
+    thresholds: RatingThresholds | None = None,
+    leech_threshold: int = 6,
+    tz: tzinfo = UTC,
+    sessions: int = 0,
+    max_days: int = 90,
+) -> Stats:
+    """Everything ``interview stats`` and the Progress view show, from one user's history."""
+    now = to_utc(now)
+    today = now.astimezone(tz).date()
+    names = _CardNames.of(cards, attempts)
+    per_day = _practice_by_day(attempts, tz)
+    scores = [a.score for a in attempts if a.score is not None]
+    standings, leeches = _card_standings(
+        cards=cards,
+        names=names,
+        attempts=attempts,
+        reviews=reviews,
+        states=states,
+        scheduler=scheduler,
+        now=now,
+        thresholds=thresholds or RatingThresholds(),
+        leech_threshold=leech_threshold,
+    )
+    known = set(names.topic_of)
     return Stats(
         user=user,
         generated_at=now,
-        attempts=len(practice),
+        attempts=sum(len(day) for day in per_day.values()),
         graded=len(scores),
         mean_score=round(fmean(scores), 2) if scores else None,
         sessions=sessions,
@@ -245,8 +300,8 @@ def compute_stats(
         practised_today=today in per_day,
         due_now=sum(1 for i, s in states.items() if i in known and to_utc(s.due) <= now),
         new_cards=sum(1 for i in known if i not in states),
-        topics=topics,
-        days=days,
+        topics=_topic_readiness(names.topic_of, states, scheduler, now),
+        days=_daily_activity(per_day, today, max_days),
         cards=standings,
         leeches=leeches,
     )
@@ -263,7 +318,7 @@ def stats_for(
     leech_threshold: int = 6,
     tz: tzinfo = UTC,
 ) -> Stats:
-    """:func:`compute_stats` for one user of a :class:`~bot.history.db.History` (empty if unknown)."""
+    """:func:`compute_stats` for one user of a :class:`~bot.history.repository.History` (empty if unknown)."""
     uid = history.user_id(user)
     return compute_stats(
         user=user,
@@ -277,6 +332,22 @@ def stats_for(
         leech_threshold=leech_threshold,
         tz=tz,
         sessions=len(history.sessions(uid)) if uid is not None else 0,
+    )
+
+
+def stats_with_settings(
+    history: History, user: str, cards: Sequence[Card], settings: Settings, now: datetime, *, tz: tzinfo = UTC
+) -> Stats:
+    """:func:`stats_for` with the scheduler, rating thresholds and leech threshold the settings give."""
+    return stats_for(
+        history,
+        user,
+        cards,
+        CardScheduler.from_settings(settings),
+        now,
+        thresholds=RatingThresholds.from_settings(settings),
+        leech_threshold=settings.leech_threshold,
+        tz=tz,
     )
 
 

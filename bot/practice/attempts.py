@@ -1,7 +1,7 @@
 """What a drill session hands to persistence: one record per answer, one outcome per question.
 
 Framework-free and storage-free. The session core (:mod:`bot.practice.session`) produces these; a
-:class:`Recorder` (SQLAlchemy history in :mod:`bot.history.db`, or nothing) stores them. An attempt is
+:class:`Recorder` (SQLAlchemy history in :mod:`bot.history.repository`, or nothing) stores them. An attempt is
 recorded *before* its grade is shown, so a killed process never loses a graded answer.
 """
 

@@ -114,7 +114,7 @@ class Coach:
             grader = wrap(grader)
         db = None
         if history:
-            from bot.history.db import History
+            from bot.history.repository import History
 
             db = History.from_settings(settings)
         return cls(settings, store, grader, make_follow_up_writer(settings), db)
@@ -165,7 +165,7 @@ class Coach:
         return SessionDeps(grader=self.grader, retrieve=self.retrieve, follow_ups=self.follow_ups, recorder=recorder)
 
     def _recorder(self, user_id: int) -> Any:
-        from bot.history.db import HistoryRecorder
+        from bot.history.recorder import HistoryRecorder
 
         return HistoryRecorder.from_settings(self.history, user_id, self.settings)
 

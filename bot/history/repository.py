@@ -1,9 +1,9 @@
-"""Practice history: users, sessions, attempts, question outcomes and per-card FSRS state.
+"""The practice history: users, sessions, attempts, question outcomes and per-card FSRS state.
 
-SQLAlchemy 2, synchronous, one engine. SQLite in the data dir by default (WAL, busy timeout,
-``BEGIN IMMEDIATE`` for writes, retried on "database is locked"); any SQLAlchemy URL through
-``DATABASE_URL``. Every write commits before it returns. Every query is scoped to one user.
-:class:`HistoryRecorder` adapts a :class:`History` to the session core's async ``Recorder``.
+SQLAlchemy 2, synchronous, one engine (:mod:`bot.history.engine`); opening the history upgrades its
+schema to the newest migration (:mod:`bot.history.migrate`). Writes on SQLite take
+``BEGIN IMMEDIATE`` and are retried on "database is locked". Every write commits before it
+returns. Every query is scoped to one user.
 """
 
 from __future__ import annotations
@@ -18,251 +18,32 @@ import uuid
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import AbstractContextManager, contextmanager, nullcontext
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import fsrs
 from fsrs import Rating
 from pydantic import SecretStr, ValidationError
-from sqlalchemy import (
-    JSON,
-    Boolean,
-    DateTime,
-    Dialect,
-    Float,
-    ForeignKey,
-    Integer,
-    String,
-    Text,
-    UniqueConstraint,
-    create_engine,
-    event,
-    func,
-    select,
-)
-from sqlalchemy.engine import URL, Engine, make_url
+from sqlalchemy import func, select
+from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import IntegrityError, OperationalError
-from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
-from sqlalchemy.types import TypeDecorator
+from sqlalchemy.orm import Session, sessionmaker
 
 from bot.grading.base import Grade
+from bot.history import migrate
+from bot.history.engine import is_locked, make_engine
+from bot.history.records import Review, SessionInfo, StoredAttempt, UnknownSession
+from bot.history.schema import AttemptRow, CardStateRow, OutcomeRow, SessionRow, UserRow
 from bot.practice.attempts import Attempt, AttemptKind, QuestionOutcome
-from bot.practice.schedule import CardScheduler, RatingThresholds, fsrs_card_id, rating_for, to_utc
+from bot.practice.schedule import CardScheduler, fsrs_card_id, to_utc
 
 if TYPE_CHECKING:
     from bot.settings import Settings
 
-__all__ = [
-    "History",
-    "HistoryRecorder",
-    "Review",
-    "SessionInfo",
-    "StoredAttempt",
-    "UnknownSession",
-]
+__all__ = ["History"]
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
-
-
-class UnknownSession(LookupError):
-    """No such session for this user (or no review of that card in it)."""
-
-
-# --------------------------------------------------------------------------- schema
-
-
-class UTCDateTime(TypeDecorator[datetime]):
-    """Aware UTC datetimes on every backend (SQLite stores naive UTC)."""
-
-    impl = DateTime(timezone=True)
-    cache_ok = True
-
-    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
-        if value is None:
-            return None
-        value = to_utc(value)
-        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
-
-    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
-        return None if value is None else to_utc(value)
-
-
-class Base(DeclarativeBase):
-    pass
-
-
-class UserRow(Base):
-    __tablename__ = "users"
-
-    id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    name: Mapped[str] = mapped_column(String(200), unique=True)
-    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
-
-
-class SessionRow(Base):
-    __tablename__ = "sessions"
-
-    id: Mapped[str] = mapped_column(String(64), primary_key=True)
-    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"), index=True)
-    mode: Mapped[str] = mapped_column(String(40))
-    config: Mapped[dict[str, Any]] = mapped_column(JSON)
-    card_ids: Mapped[list[str]] = mapped_column(JSON)
-    started_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
-    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
-
-
-class AttemptRow(Base):
-    __tablename__ = "attempts"
-
-    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
-    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"), index=True)
-    session_id: Mapped[str] = mapped_column(ForeignKey("sessions.id"), index=True)
-    card_id: Mapped[str] = mapped_column(String(64), index=True)
-    topic: Mapped[str] = mapped_column(String(200))
-    kind: Mapped[str] = mapped_column(String(20))
-    prompt: Mapped[str] = mapped_column(Text)
-    answer: Mapped[str] = mapped_column(Text)
-    grade: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
-    status: Mapped[str] = mapped_column(String(10))  # graded | ungraded | none
-    score: Mapped[float | None] = mapped_column(Float, nullable=True)
-    hints_used: Mapped[int] = mapped_column(Integer)
-    time_taken_s: Mapped[float] = mapped_column(Float)
-    started_at: Mapped[datetime] = mapped_column(UTCDateTime)
-    answered_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
-    recorded_at: Mapped[datetime] = mapped_column(UTCDateTime)
-
-
-class OutcomeRow(Base):
-    """One finished question: what the scheduler was told, with the state before (for undo)."""
-
-    __tablename__ = "outcomes"
-    __table_args__ = (UniqueConstraint("session_id", "card_id", name="uq_outcome_session_card"),)
-
-    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
-    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"), index=True)
-    session_id: Mapped[str] = mapped_column(ForeignKey("sessions.id"), index=True)
-    card_id: Mapped[str] = mapped_column(String(64), index=True)
-    topic: Mapped[str] = mapped_column(String(200))
-    final_score: Mapped[float | None] = mapped_column(Float, nullable=True)
-    skipped: Mapped[bool] = mapped_column(Boolean)
-    revealed: Mapped[bool] = mapped_column(Boolean)
-    hints_used: Mapped[int] = mapped_column(Integer)
-    rating: Mapped[int | None] = mapped_column(Integer, nullable=True)  # None: not reviewed
-    auto_rating: Mapped[int | None] = mapped_column(Integer, nullable=True)  # what the mapping gave
-    overridden: Mapped[bool] = mapped_column(Boolean, default=False)
-    finished_at: Mapped[datetime] = mapped_column(UTCDateTime)
-    state_before: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
-    state_after: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
-
-
-class CardStateRow(Base):
-    """The user's FSRS state of one card."""
-
-    __tablename__ = "card_states"
-
-    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"), primary_key=True)
-    card_id: Mapped[str] = mapped_column(String(64), primary_key=True)
-    state: Mapped[int] = mapped_column(Integer)
-    step: Mapped[int | None] = mapped_column(Integer, nullable=True)
-    stability: Mapped[float | None] = mapped_column(Float, nullable=True)
-    difficulty: Mapped[float | None] = mapped_column(Float, nullable=True)
-    due: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
-    last_review: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
-    updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
-
-
-# --------------------------------------------------------------------------- records
-
-
-@dataclass(frozen=True)
-class StoredAttempt:
-    """An attempt as read back from the history."""
-
-    id: int
-    user_id: int
-    session_id: str
-    card_id: str
-    topic: str
-    kind: AttemptKind
-    prompt: str
-    answer: str
-    grade: Grade | None
-    hints_used: int
-    time_taken_s: float
-    started_at: datetime
-    answered_at: datetime
-    recorded_at: datetime
-
-    @property
-    def score(self) -> float | None:
-        return self.grade.score if self.grade is not None and self.grade.graded else None
-
-    def as_attempt(self) -> Attempt:
-        """The attempt as the session core knows it (for resuming a stored session)."""
-        return Attempt(
-            session_id=self.session_id,
-            card_id=self.card_id,
-            topic=self.topic,
-            kind=self.kind,
-            prompt=self.prompt,
-            answer=self.answer,
-            grade=self.grade,
-            hints_used=self.hints_used,
-            started_at=self.started_at,
-            answered_at=self.answered_at,
-        )
-
-
-@dataclass(frozen=True)
-class Review:
-    """A finished question and what the scheduler made of it (``rating`` None: not reviewed)."""
-
-    id: int
-    session_id: str
-    card_id: str
-    topic: str
-    rating: Rating | None
-    auto_rating: Rating | None
-    overridden: bool
-    final_score: float | None
-    skipped: bool
-    revealed: bool
-    hints_used: int
-    finished_at: datetime
-    state_before: fsrs.Card | None
-    state_after: fsrs.Card | None
-
-    @property
-    def due(self) -> datetime | None:
-        return self.state_after.due if self.state_after is not None else None
-
-
-@dataclass(frozen=True)
-class SessionInfo:
-    """What the session core needs to resume: config, card order, what is finished, attempts."""
-
-    id: str
-    user_id: int
-    mode: str
-    config: dict[str, Any]
-    card_ids: list[str]
-    finished_card_ids: list[str]
-    started_at: datetime
-    finished_at: datetime | None
-    attempts: list[StoredAttempt] = field(default_factory=list)
-
-    @property
-    def remaining_card_ids(self) -> list[str]:
-        done = set(self.finished_card_ids)
-        return [c for c in self.card_ids if c not in done]
-
-    @property
-    def next_card_id(self) -> str | None:
-        remaining = self.remaining_card_ids
-        return remaining[0] if remaining else None
 
 
 # --------------------------------------------------------------------------- helpers
@@ -320,16 +101,8 @@ def _grade_from_json(data: dict[str, Any] | None, attempt_id: int) -> Grade | No
         return None
 
 
-def _is_locked(exc: OperationalError) -> bool:
-    text = str(exc.orig).lower() if exc.orig is not None else str(exc).lower()
-    return "database is locked" in text or "database table is locked" in text or "busy" in text
-
-
 def _utcnow() -> datetime:
     return datetime.now(UTC)
-
-
-# --------------------------------------------------------------------------- the store
 
 
 class History:
@@ -347,11 +120,12 @@ class History:
         self._clock = clock or _utcnow
         self._retries = retries
         self.is_sqlite = self.url.get_backend_name() == "sqlite"
-        if self.is_sqlite:
-            self.engine = self._sqlite_engine(busy_timeout_ms)
-        else:
-            self.engine = create_engine(self.url, pool_pre_ping=True, pool_size=5, max_overflow=20)
-        Base.metadata.create_all(self.engine)
+        self.engine = make_engine(self.url, busy_timeout_ms=busy_timeout_ms)
+        try:
+            self.revision = migrate.upgrade(self.engine)  # the schema at head, whatever made the database
+        except BaseException:
+            self.engine.dispose()
+            raise
         self._read = sessionmaker(self.engine, expire_on_commit=False)
         self._write_engine = self.engine.execution_options(sqlite_immediate=True)
         self._write_session = sessionmaker(self._write_engine, expire_on_commit=False)
@@ -366,37 +140,6 @@ class History:
     @classmethod
     def from_settings(cls, settings: Settings, *, clock: Callable[[], datetime] | None = None) -> History:
         return cls(settings.history_url, clock=clock)
-
-    def _sqlite_engine(self, busy_timeout_ms: int) -> Engine:
-        database = self.url.database
-        if database and database != ":memory:" and not database.startswith("file:"):
-            Path(database).expanduser().parent.mkdir(parents=True, exist_ok=True)
-        engine = create_engine(
-            self.url,
-            connect_args={"check_same_thread": False, "timeout": busy_timeout_ms / 1000},
-        )
-
-        @event.listens_for(engine, "connect")
-        def _on_connect(dbapi_connection: Any, _record: Any) -> None:
-            dbapi_connection.isolation_level = None  # we emit BEGIN ourselves (below)
-            cursor = dbapi_connection.cursor()
-            cursor.execute("PRAGMA journal_mode=WAL")
-            # WAL + NORMAL: a commit is durable once it returns as far as the process is concerned
-            # (a killed or crashed process loses nothing committed); only a power cut can drop the
-            # last transactions. It spares an fsync per commit, which 50 grading sessions feel.
-            cursor.execute("PRAGMA synchronous=NORMAL")
-            cursor.execute(f"PRAGMA busy_timeout={int(busy_timeout_ms)}")
-            cursor.execute("PRAGMA foreign_keys=ON")
-            cursor.close()
-
-        @event.listens_for(engine, "begin")
-        def _on_begin(conn: Any) -> None:
-            # Writers take the write lock up front: no deadlock upgrading a read lock, and the
-            # busy timeout applies. Readers never block in WAL mode.
-            immediate = conn.get_execution_options().get("sqlite_immediate", False)
-            conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
-
-        return engine
 
     async def arun(self, fn: Callable[..., T], *args: Any) -> T:
         """Run a blocking History method from async code, on the history's own threads."""
@@ -429,7 +172,7 @@ class History:
                 with self._write_session.begin() as session:
                     return work(session)
             except OperationalError as exc:
-                if not _is_locked(exc) or attempt == self._retries:
+                if not is_locked(exc) or attempt == self._retries:
                     raise
                 time.sleep(min(0.5, 0.01 * 2**attempt))
             except IntegrityError:
@@ -653,14 +396,6 @@ class History:
             rows = s.scalars(select(CardStateRow).where(CardStateRow.user_id == user_id)).all()
             return {r.card_id: _state_from_row(r) for r in rows}
 
-    def save_card_state(self, user_id: int, card_id: str, state: fsrs.Card | None) -> None:
-        """Overwrite (or with None, forget) the user's state of one card."""
-
-        def work(s: Session) -> None:
-            self._put_state(s, user_id, card_id, state)
-
-        self._write(work)
-
     def _put_state(self, s: Session, user_id: int, card_id: str, state: fsrs.Card | None) -> None:
         row = s.get(CardStateRow, (user_id, card_id), with_for_update=True)
         if state is None:
@@ -805,47 +540,3 @@ def _review(row: OutcomeRow) -> Review:
         state_before=_state_from_json(row.state_before),
         state_after=_state_from_json(row.state_after),
     )
-
-
-class HistoryRecorder:
-    """The session core's ``Recorder`` for one user: stores attempts, schedules finished cards.
-
-    The blocking database calls run in a worker thread, never on the event loop.
-    """
-
-    def __init__(
-        self,
-        history: History,
-        user_id: int,
-        scheduler: CardScheduler,
-        thresholds: RatingThresholds | None = None,
-    ) -> None:
-        self.history = history
-        self.user_id = user_id
-        self.scheduler = scheduler
-        self.thresholds = thresholds or RatingThresholds()
-        self.last_review: Review | None = None
-
-    @classmethod
-    def from_settings(cls, history: History, user_id: int, settings: Settings) -> HistoryRecorder:
-        return cls(history, user_id, CardScheduler.from_settings(settings), RatingThresholds.from_settings(settings))
-
-    async def record_attempt(self, attempt: Attempt) -> None:
-        await self.history.arun(self.history.record_attempt, self.user_id, attempt)
-
-    async def question_finished(self, outcome: QuestionOutcome) -> Review:
-        """Rate the outcome, review the card with FSRS; the :class:`Review` says when it is due."""
-        rating = rating_for(outcome, self.thresholds)
-        self.last_review = await self.history.arun(
-            self.history.finish_question, self.user_id, outcome, rating, self.scheduler
-        )
-        return self.last_review
-
-    async def session_finished(self, session_id: str, finished_at: datetime) -> None:
-        await self.history.arun(self.history.finish_session, self.user_id, session_id, finished_at)
-
-    async def rerate(self, session_id: str, card_id: str, rating: Rating) -> Review:
-        """The user overrides the rating of a card finished in ``session_id``."""
-        review = await self.history.arun(self.history.rerate, self.user_id, session_id, card_id, rating, self.scheduler)
-        self.last_review = review
-        return review
