@@ -17,26 +17,24 @@ from chainlit.input_widget import MultiSelect, Select, Slider, Switch
 
 from bot.adapters.views import follow_up_md, graded_md, hint_md, question_md, reference_md, schedule_md, source_line
 from bot.practice.coach import LOCAL_USER, Coach, StartRequest, parse_start
-from bot.practice.report import build_report, report_figure, report_md
-from bot.practice.session import (
+from bot.practice.commands import Command
+from bot.practice.events import (
     AppealRequested,
     Asked,
     Closed,
-    Command,
     Feedback,
     Finished,
     FollowUpAsked,
     Graded,
     Grading,
     Hint,
-    InterviewSession,
-    Mode,
     Notice,
     Reference,
     Retrieved,
-    SessionConfig,
     Skipped,
 )
+from bot.practice.report import build_report, report_figure, report_md
+from bot.practice.session import InterviewSession, Mode, SessionConfig
 from bot.settings import get_settings
 
 _lock = asyncio.Lock()
