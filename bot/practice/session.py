@@ -377,6 +377,20 @@ class InterviewSession:
         retrieval = await self._retrieval(q.card)
         yield Retrieved(card=q.card, retrieval=retrieval)
         request = retrieval.request(answer).model_copy(update={"appeal": appeal})
+        graded: list[Grade] = []
+        async for feedback in self._call_grader(q.card, request, graded):
+            yield feedback
+        grade = graded[0]
+        if q.hints:
+            n = len(q.hints)
+            grade = grade.model_copy(update={"notes": [*grade.notes, f"{n} hint{'s' if n > 1 else ''} used"]})
+        if q.revealed_before_answer and kind is not AttemptKind.APPEAL:
+            grade = grade.model_copy(update={"notes": [*grade.notes, "reference seen before answering"]})
+        out.append(grade)
+
+    async def _call_grader(self, card: Card, request: GradeRequest, out: list[Grade]) -> AsyncIterator[Feedback]:
+        """The one place the session calls the grader: stream feedback in study mode when the grader
+        streams, else one ``agrade`` call; the grade goes in ``out``."""
         grade: Grade | None = None
         # Interview mode shows no live feedback (a follow-up may come first): don't pay for streaming.
         stream = getattr(self.deps.grader, "astream", None) if self.config.mode is Mode.STUDY else None
@@ -385,15 +399,10 @@ class InterviewSession:
                 if isinstance(item, Grade):
                     grade = item
                 else:
-                    yield Feedback(card=q.card, text=str(getattr(item, "text", item)))
+                    yield Feedback(card=card, text=str(getattr(item, "text", item)))
         else:
             grade = await self.deps.grader.agrade(request)
         assert grade is not None
-        if q.hints:
-            n = len(q.hints)
-            grade = grade.model_copy(update={"notes": [*grade.notes, f"{n} hint{'s' if n > 1 else ''} used"]})
-        if q.revealed_before_answer and kind is not AttemptKind.APPEAL:
-            grade = grade.model_copy(update={"notes": [*grade.notes, "reference seen before answering"]})
         out.append(grade)
 
     def _attempt(
