@@ -1,6 +1,7 @@
-"""The test doubles themselves: the scripted fake OpenAI server and the real llama.cpp server.
+"""The test doubles themselves: the scripted fake OpenAI server, the function fake chat model and the
+real llama.cpp server. Marked ``harness``: `make test` runs them, `make test-fast` does not.
 
-Both are driven with the real ``openai`` client and ``langchain_openai.ChatOpenAI`` over loopback HTTP.
+The servers are driven with the real ``openai`` client and ``langchain_openai.ChatOpenAI`` over loopback HTTP.
 """
 
 from __future__ import annotations
@@ -22,6 +23,8 @@ from tests.fake_openai import FakeOpenAI, Reply, fake_openai, hash_embedding
 from tests.llama_server import MODEL_ALIAS, LlamaServer, llama_available
 
 __all__ = ["fake_openai"]  # re-exported fixture (keeps the import "used")
+
+pytestmark = pytest.mark.harness  # the doubles are tested by `make test`, not by the fast suite
 
 USER: list[ChatCompletionMessageParam] = [{"role": "user", "content": "Explain dropout in one line."}]
 
@@ -292,6 +295,60 @@ def test_chatopenai_retries_through_429(fake: FakeOpenAI) -> None:
     fake.chat.push(Reply.status(429, retry_after=0.01), Reply.content("fine"))
     llm = ChatOpenAI(base_url=fake.base_url, api_key="x", model="m", max_retries=1)
     assert llm.invoke("hi").content == "fine"
+
+
+# ------------------------------------------------------------------------------------------------------
+# The function fake chat model (conftest ``function_chat``): the reply is computed from the prompt
+# ------------------------------------------------------------------------------------------------------
+def echo_upper(messages: list[Any], info: Any) -> str:
+    return str(messages[-1].content).upper()
+
+
+def test_function_model_replies_from_the_prompt_and_records_the_call(function_chat: Any) -> None:
+    chat = function_chat(function=echo_upper)
+    assert chat.invoke("explain dropout", stop=["\n"]).content == "EXPLAIN DROPOUT"
+    assert chat.bind(extra_body={"a": 1}).invoke("again").content == "AGAIN"
+    (first_messages, first), (_, second) = chat.calls
+    assert first_messages[-1].content == "explain dropout"
+    assert (first.call, first.stream, first.kwargs) == (0, False, {"stop": ["\n"]})
+    assert (second.call, second.kwargs) == (1, {"extra_body": {"a": 1}})
+
+
+async def test_function_model_streams_in_chunks_that_add_up(function_chat: Any) -> None:
+    chat = function_chat(function=echo_upper, chunk_size=4)
+    pieces = [c.content async for c in chat.astream("streamed reply text") if c.content]  # LangChain adds a last ""
+    assert len(pieces) == 5 and "".join(map(str, pieces)) == "STREAMED REPLY TEXT"
+    assert chat.calls[0][1].stream is True
+
+
+def test_stream_function_alone_also_answers_invoke(function_chat: Any) -> None:
+    chat = function_chat(stream_function=lambda messages, info: iter(["a", "b", "c"]))
+    assert [c.content for c in chat.stream("x") if c.content] == ["a", "b", "c"]
+    assert chat.invoke("x").content == "abc"
+
+
+def test_function_model_needs_a_function(function_chat: Any) -> None:
+    with pytest.raises(AssertionError, match="needs a function"):
+        function_chat().invoke("x")
+
+
+def test_with_tools_bound_the_reply_is_a_tool_call(function_chat: Any) -> None:
+    chat = function_chat(function=lambda messages, info: json.dumps({"score": info.call, "reason": info.tool_name}))
+    bound = chat.bind_tools([Grade], tool_choice="Grade")
+    msg = bound.invoke("grade it")
+    assert msg.tool_calls[0]["name"] == "Grade" and msg.tool_calls[0]["args"] == {"score": 0, "reason": "Grade"}
+    info = chat.calls[0][1]
+    assert info.tool_choice == "Grade" and info.tools[0]["function"]["name"] == "Grade"
+    streamed = None
+    for chunk in bound.stream("grade it"):
+        streamed = chunk if streamed is None else streamed + chunk
+    assert streamed is not None and streamed.tool_calls[0]["args"] == {"score": 1, "reason": "Grade"}
+
+
+def test_a_tool_call_that_is_not_json_is_an_invalid_tool_call(function_chat: Any) -> None:
+    chat = function_chat(function=lambda messages, info: "{not json")
+    msg = chat.bind_tools([Grade]).invoke("grade it")
+    assert msg.tool_calls == [] and msg.invalid_tool_calls[0]["args"] == "{not json"
 
 
 # ------------------------------------------------------------------------------------------------------
