@@ -7,8 +7,8 @@ The servers are driven with the real ``openai`` client and ``langchain_openai.Ch
 from __future__ import annotations
 
 import json
+import logging
 import math
-import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -95,12 +95,14 @@ def test_requests_are_recorded_without_the_key(fake: FakeOpenAI) -> None:
     assert [r["endpoint"] for r in fake.requests()] == ["chat"]
 
 
-def test_429_then_success_is_retried_transparently(fake: FakeOpenAI) -> None:
+def test_429_then_success_is_retried_transparently(fake: FakeOpenAI, caplog: pytest.LogCaptureFixture) -> None:
     fake.chat.push(Reply.status(429, retry_after=0.01), Reply.content("after the rate limit"))
-    t0 = time.monotonic()
-    out = fake.client(max_retries=2).chat.completions.create(model="m", messages=USER)
+    with caplog.at_level(logging.INFO, logger="openai"):
+        out = fake.client(max_retries=2).chat.completions.create(model="m", messages=USER)
     assert out.choices[0].message.content == "after the rate limit"
-    assert time.monotonic() - t0 < 0.5  # Retry-After (10 ms) was honoured instead of the 0.5 s backoff
+    # The client waited what Retry-After said (10 ms), not its own 0.5 s backoff.
+    waits = [r.args[0] for r in caplog.records if r.msg.startswith("Retrying request in") and r.args]
+    assert waits == [0.01]
     assert len(fake.requests("chat")) == 2
     assert fake.chat.pending == 0
 
@@ -129,10 +131,8 @@ def test_429_without_retries_raises_rate_limit(fake: FakeOpenAI) -> None:
 
 def test_slow_reply_hits_the_client_timeout(fake: FakeOpenAI) -> None:
     fake.chat.push(Reply.slow(3.0, Reply.content("too late")))
-    t0 = time.monotonic()
-    with pytest.raises(openai.APITimeoutError):
+    with pytest.raises(openai.APITimeoutError):  # after 0.5 s, not the reply's 3 s
         fake.client(timeout=0.5, max_retries=0).chat.completions.create(model="m", messages=USER)
-    assert time.monotonic() - t0 < 2.0
 
 
 def test_timeout_then_retry_succeeds(fake: FakeOpenAI) -> None:
@@ -229,10 +229,9 @@ def test_context_manager_stops_cleanly() -> None:
         url = fake.base_url
         with pytest.raises(openai.APITimeoutError):
             fake.client(timeout=0.2, max_retries=0).chat.completions.create(model="m", messages=USER)
-    t0 = time.monotonic()
-    with pytest.raises(openai.APIConnectionError):
+    with pytest.raises(openai.APIConnectionError) as refused:
         openai.OpenAI(base_url=url, api_key="x", max_retries=0, timeout=1).models.list()
-    assert time.monotonic() - t0 < 1.0
+    assert not isinstance(refused.value, openai.APITimeoutError)  # refused at once: nothing listens any more
 
 
 # -- ChatOpenAI structured output against the fake ------------------------------------------------------
@@ -385,7 +384,6 @@ def llama_client(llama: LlamaServer) -> openai.OpenAI:
 @pytest.mark.slow
 @needs_llama
 def test_llama_plain_chat(llama: LlamaServer, llama_client: openai.OpenAI) -> None:
-    assert llama.start_seconds < 90
     assert [m.id for m in llama_client.models.list()] == [MODEL_ALIAS]
     resp = llama_client.chat.completions.create(model=MODEL_ALIAS, messages=USER, max_tokens=24, temperature=0)
     assert resp.object == "chat.completion"
