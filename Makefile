@@ -35,7 +35,7 @@ test: install
 	$(BIN)/python -m pytest
 
 test-fast: install
-	$(BIN)/python -m pytest -m "not slow and not browser"
+	$(BIN)/python -m pytest -m "not slow and not browser and not harness"
 
 lint: install
 	$(BIN)/ruff check bot tests bench

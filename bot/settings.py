@@ -14,6 +14,8 @@ from typing import Literal
 from pydantic import AliasChoices, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from bot.grading.base import BANDS
+
 __all__ = ["Settings", "default_models_dir", "get_settings"]
 
 
@@ -170,21 +172,21 @@ class Settings(BaseSettings):
         description="A card rated Again this many times is flagged: rewrite that note.",
     )
     again_below: float = Field(
-        4.0,
+        BANDS.partial,
         ge=0,
         le=10,
         validation_alias=_env("INTERVIEW_AGAIN_BELOW"),
         description="Scores (0-10) below this rate the card Again.",
     )
     hard_below: float = Field(
-        6.5,
+        BANDS.good,
         ge=0,
         le=10,
         validation_alias=_env("INTERVIEW_HARD_BELOW"),
         description="Scores below this (and not below INTERVIEW_AGAIN_BELOW) rate Hard.",
     )
     easy_from: float = Field(
-        8.5,
+        BANDS.excellent,
         ge=0,
         le=10,
         validation_alias=_env("INTERVIEW_EASY_FROM"),

@@ -7,10 +7,13 @@
 
 from __future__ import annotations
 
+import functools
 import ipaddress
+import json
 import os
 import socket
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -172,6 +175,132 @@ class RecordingChatModel:
 @pytest.fixture
 def fake_chat() -> Any:
     return RecordingChatModel.make
+
+
+@dataclass
+class CallInfo:
+    """What a :class:`FunctionChatModel` function sees besides the messages (pydantic-ai's ``AgentInfo``).
+
+    ``tools``: the tools bound with ``bind_tools`` (OpenAI format); when there are any, the reply
+    text is the JSON arguments of a call to ``tool_name``. ``kwargs``: anything else bound or passed
+    (``extra_body``, ``stop`` …). ``call``: 0 for the model's first call, 1 for its second …
+    """
+
+    call: int
+    stream: bool
+    tools: list[dict[str, Any]] = field(default_factory=list)
+    tool_choice: Any = None
+    kwargs: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def tool_name(self) -> str | None:
+        """The tool the reply calls: the forced one, else the first bound; None without tools."""
+        if not self.tools:
+            return None
+        choice = self.tool_choice
+        if isinstance(choice, dict):
+            return str(choice.get("function", {}).get("name") or choice.get("name"))
+        if isinstance(choice, str) and choice not in ("auto", "any", "required", "none"):
+            return choice
+        return str(self.tools[0]["function"]["name"])
+
+
+# (messages, info) -> reply text; (messages, info) -> reply chunks. Messages are LangChain BaseMessages.
+ReplyFunction = Callable[[list[Any], CallInfo], str]
+StreamFunction = Callable[[list[Any], CallInfo], Iterable[str]]
+
+
+@functools.cache
+def _function_chat_model() -> type[Any]:
+    """Build the class on first use, so importing conftest does not import LangChain."""
+    from langchain_core.language_models.chat_models import BaseChatModel
+    from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage
+    from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResult
+    from langchain_core.utils.function_calling import convert_to_openai_tool
+    from pydantic import Field
+
+    class FunctionChatModel(BaseChatModel):
+        """A chat model whose reply is computed from the prompt it received, like pydantic-ai's
+        ``FunctionModel``: ``function(messages, info)`` returns the reply text (or, with tools bound,
+        the tool call's JSON arguments); ``stream_function(messages, info)`` yields it in chunks.
+        Give either or both: without ``stream_function`` a stream is ``function``'s reply cut into
+        ``chunk_size`` pieces; without ``function`` an invoke joins the streamed chunks.
+        Every call is recorded in ``calls`` (messages, info)."""
+
+        function: ReplyFunction | None = None
+        stream_function: StreamFunction | None = None
+        chunk_size: int = 7
+        calls: list[tuple[list[BaseMessage], CallInfo]] = Field(default_factory=list)
+
+        @property
+        def _llm_type(self) -> str:
+            return "function-fake"
+
+        def bind_tools(self, tools: Sequence[Any], *, tool_choice: Any = None, **kwargs: Any) -> Any:
+            return self.bind(tools=[convert_to_openai_tool(t) for t in tools], tool_choice=tool_choice, **kwargs)
+
+        def _info(self, stream: bool, stop: Any, kwargs: dict[str, Any]) -> CallInfo:
+            extra = dict(kwargs)
+            if stop is not None:
+                extra["stop"] = stop
+            tools, choice = extra.pop("tools", None) or [], extra.pop("tool_choice", None)
+            return CallInfo(call=len(self.calls), stream=stream, tools=tools, tool_choice=choice, kwargs=extra)
+
+        def _chunks(self, messages: list[BaseMessage], info: CallInfo) -> Iterable[str]:
+            if self.stream_function is not None:
+                return self.stream_function(messages, info)
+            assert self.function is not None, "FunctionChatModel needs a function or a stream_function"
+            text = self.function(messages, info)
+            return [text[i : i + self.chunk_size] for i in range(0, len(text), self.chunk_size)]
+
+        def _generate(
+            self, messages: list[BaseMessage], stop: Any = None, run_manager: Any = None, **kwargs: Any
+        ) -> ChatResult:
+            info = self._info(False, stop, kwargs)
+            self.calls.append((messages, info))
+            text = "".join(self._chunks(messages, info))
+            return ChatResult(generations=[ChatGeneration(message=_message(text, info))])
+
+        def _stream(
+            self, messages: list[BaseMessage], stop: Any = None, run_manager: Any = None, **kwargs: Any
+        ) -> Iterator[ChatGenerationChunk]:
+            info = self._info(True, stop, kwargs)
+            self.calls.append((messages, info))
+            for i, piece in enumerate(self._chunks(messages, info)):
+                if info.tool_name is None:
+                    message = AIMessageChunk(content=piece)
+                else:
+                    first = i == 0
+                    tool_chunk = {
+                        "name": info.tool_name if first else None,
+                        "args": piece,
+                        "id": f"call_{info.call}" if first else None,
+                        "index": 0,
+                    }
+                    message = AIMessageChunk(content="", tool_call_chunks=[tool_chunk])  # type: ignore[list-item]
+                chunk = ChatGenerationChunk(message=message)
+                if run_manager is not None:
+                    run_manager.on_llm_new_token(piece, chunk=chunk)
+                yield chunk
+
+    def _message(text: str, info: CallInfo) -> AIMessage:
+        if info.tool_name is None:
+            return AIMessage(content=text)
+        call_id = f"call_{info.call}"
+        try:
+            args = json.loads(text)
+        except json.JSONDecodeError as exc:
+            bad = {"name": info.tool_name, "args": text, "id": call_id, "error": str(exc), "type": "invalid_tool_call"}
+            return AIMessage(content="", invalid_tool_calls=[bad])  # type: ignore[list-item]
+        return AIMessage(content="", tool_calls=[{"name": info.tool_name, "args": args, "id": call_id}])
+
+    return FunctionChatModel
+
+
+@pytest.fixture
+def function_chat() -> type[Any]:
+    """The :class:`FunctionChatModel` class: ``function_chat(function=…, stream_function=…)``."""
+    return _function_chat_model()
 
 
 @pytest.fixture(scope="session")

@@ -104,7 +104,7 @@ def test_a_card_failed_again_and_again_is_flagged_as_a_leech(seeded: Path, monke
     from datetime import UTC, datetime, timedelta
 
     from bot.adapters.views import question_md
-    from bot.practice.session import Asked
+    from bot.practice.events import Asked
     from bot.settings import Settings
 
     monkeypatch.setenv("INTERVIEW_LEECH_THRESHOLD", "2")

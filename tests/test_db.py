@@ -321,12 +321,17 @@ def test_sqlite_is_wal_with_a_busy_timeout_and_retries_when_locked(tmp_path: Pat
     # Another process-like connection holds the write lock for longer than the busy timeout.
     blocker = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
     blocker.execute("BEGIN IMMEDIATE")
-    releaser = threading.Timer(0.4, lambda: blocker.execute("COMMIT"))
+    releasing = threading.Event()
+
+    def release() -> None:
+        releasing.set()  # set first: once the write below is through, the commit has begun
+        blocker.execute("COMMIT")
+
+    releaser = threading.Timer(0.4, release)
     releaser.start()
     try:
-        started = time.perf_counter()
         history.record_attempt(uid, make_attempt(sid, "c"))  # locked at first: retried, not lost
-        assert time.perf_counter() - started >= 0.3
+        assert releasing.is_set()  # it waited for the lock (beyond the 50 ms busy timeout) instead of failing
     finally:
         releaser.join()
         blocker.close()

@@ -1,9 +1,11 @@
-"""The LLM grader chain, with LangChain fake chat models that record the prompt they received."""
+"""The LLM grader chain, with LangChain fake chat models: scripted ones that record the prompt they
+received, and function ones whose reply is computed from it (``function_chat`` in conftest)."""
 
 from __future__ import annotations
 
 import json
 import statistics
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -283,35 +285,93 @@ ORDERING_CARDS = [
 ]
 
 
-def judge_from_prompt(points: list[str]) -> Any:
-    """A fake model that 'reads' the candidate block in the prompt it actually received."""
-    from langchain_core.language_models.fake_chat_models import GenericFakeChatModel
-    from langchain_core.messages import AIMessage
-    from langchain_core.outputs import ChatGeneration, ChatResult
+def block(messages: list[Any], tag: str) -> str:
+    """The text inside ``<tag …>…</tag>`` of the last (user) message, lower-cased; "" when absent."""
+    user = str(messages[-1].content)
+    if f"<{tag}" not in user:
+        return ""
+    return user.split(f"<{tag}", 1)[1].split(">", 1)[1].split(f"</{tag}>", 1)[0].lower()
 
-    class Judge(GenericFakeChatModel):
-        def _generate(self, messages: Any, stop: Any = None, run_manager: Any = None, **kwargs: Any) -> Any:
-            user = str(messages[-1].content)
-            answer = user.split("<candidate_answer>")[1].split("</candidate_answer>")[0].lower()
-            statuses = tuple("hit" if p in answer else "missed" for p in points)
-            hits = statuses.count("hit")
-            text = reply(statuses, correctness=3 if hits else 0, depth=min(2, hits))
-            return ChatResult(generations=[ChatGeneration(message=AIMessage(content=text))])
 
-    return Judge(messages=iter([]))
+def judge(points: list[str]) -> Callable[[list[Any], Any], str]:
+    """A reply function that 'reads' the prompt: a key point is hit when its phrase is in the answer
+    (or in the appeal's argument); the feedback names what was missed."""
+
+    def reply_for(messages: list[Any], info: Any) -> str:
+        said = block(messages, "candidate_answer") + " " + block(messages, "candidate_appeal")
+        statuses = tuple("hit" if p in said else "missed" for p in points)
+        hits = statuses.count("hit")
+        missed = [p for p in points if p not in said]
+        feedback = "Missed: " + "; ".join(missed) if missed else "All key points covered."
+        return reply(statuses, correctness=3 if hits else 0, depth=min(2, hits), feedback=feedback)
+
+    return reply_for
 
 
 @pytest.mark.parametrize(("question", "points", "correct", "partial", "wrong"), ORDERING_CARDS)
 async def test_ordering_correct_over_partial_over_wrong(
-    token_counter: Any, question: str, points: list[str], correct: str, partial: str, wrong: str
+    function_chat: Any, token_counter: Any, question: str, points: list[str], correct: str, partial: str, wrong: str
 ) -> None:
-    grader = LLMGrader(judge_from_prompt(points), model_name="judge", counter=token_counter)
+    grader = LLMGrader(function_chat(function=judge(points)), model_name="judge", counter=token_counter)
     reference = " ".join(points)
     scores = []
     for answer in (correct, partial, wrong):
         g = await grader.agrade(GradeRequest(question=question, reference=reference, answer=answer))
         scores.append(g.score)
     assert scores[0] > scores[1] > scores[2], scores
+
+
+DROPOUT_POINTS = ["random neurons", "prevent overfitting"]
+
+
+async def test_the_key_phrase_in_the_answer_decides_hit_or_missed(function_chat: Any, token_counter: Any) -> None:
+    chat = function_chat(function=judge(DROPOUT_POINTS))
+    grader = LLMGrader(chat, model_name="judge", counter=token_counter)
+    full = await grader.agrade(REQ.model_copy(update={"answer": "It drops random neurons to prevent overfitting."}))
+    half = await grader.agrade(REQ.model_copy(update={"answer": "It drops random neurons while training."}))
+    assert [c.status.value for c in full.claims] == ["hit", "hit"] and full.band is Band.EXCELLENT
+    assert [c.status.value for c in half.claims] == ["hit", "missed"] and half.feedback == "Missed: prevent overfitting"
+    assert half.score is not None and full.score is not None and half.score < full.score
+    _, info = chat.calls[0]
+    assert info.call == 0 and not info.stream and info.tool_name is None
+    assert info.kwargs["extra_body"]["response_format"]["type"] == "json_schema"
+
+
+async def test_an_appeal_is_graded_on_the_argument_the_model_sees(function_chat: Any, token_counter: Any) -> None:
+    grader = LLMGrader(function_chat(function=judge(DROPOUT_POINTS)), model_name="judge", counter=token_counter)
+    request = REQ.model_copy(update={"answer": "It drops random neurons while training."})
+    before = await grader.agrade(request)
+    after = await grader.agrade(request.model_copy(update={"appeal": "I meant: so as to prevent overfitting."}))
+    assert [c.status.value for c in before.claims] == ["hit", "missed"]
+    assert [c.status.value for c in after.claims] == ["hit", "hit"]
+
+
+async def test_function_calling_mode_gets_the_reply_as_a_tool_call(function_chat: Any, token_counter: Any) -> None:
+    chat = function_chat(function=judge(DROPOUT_POINTS))
+    grader = LLMGrader(chat, model_name="judge", counter=token_counter, structured_output="function_calling")
+    request = REQ.model_copy(update={"answer": "Random neurons are switched off."})
+    grade = await grader.agrade(request)
+    streamed = [e async for e in grader.astream(request)]
+    assert [c.status.value for c in grade.claims] == ["hit", "missed"]
+    assert isinstance(streamed[-1], Grade) and streamed[-1].claims == grade.claims
+    assert "".join(e.text for e in streamed if isinstance(e, FeedbackDelta)) == "Missed: prevent overfitting"
+    assert [info.tool_name for _, info in chat.calls] == ["GraderOutput", "GraderOutput"]
+    assert [info.stream for _, info in chat.calls] == [False, True]
+
+
+async def test_streamed_feedback_is_computed_from_the_prompt(function_chat: Any, token_counter: Any) -> None:
+    def stream_reply(messages: list[Any], info: Any) -> Iterator[str]:
+        text = judge(DROPOUT_POINTS)(messages, info)
+        for i in range(0, len(text), 3):
+            yield text[i : i + 3]
+
+    chat = function_chat(stream_function=stream_reply)
+    grader = LLMGrader(chat, model_name="judge", counter=token_counter)
+    events = [e async for e in grader.astream(REQ.model_copy(update={"answer": "It helps prevent overfitting."}))]
+    deltas = [e.text for e in events if isinstance(e, FeedbackDelta)]
+    assert len(deltas) >= 3 and "".join(deltas) == "Missed: random neurons"
+    assert isinstance(events[-1], Grade) and [c.status.value for c in events[-1].claims] == ["missed", "hit"]
+    assert chat.calls[0][1].stream is True
 
 
 @pytest.mark.parametrize(

@@ -4,7 +4,6 @@ integration test against a real llama.cpp server with a tiny model (structure on
 from __future__ import annotations
 
 import json
-import time
 from typing import Any
 
 import pytest
@@ -61,9 +60,7 @@ async def test_persistent_5xx_falls_back_to_offline_with_the_reason(fake: FakeOp
 @pytest.mark.slow  # a few seconds: runs in `make test` / CI, not in test-fast
 async def test_timeout_is_reported_not_raised(fake: FakeOpenAI, token_counter: Any) -> None:
     fake.chat.default = lambda req: Reply.slow(3.0, Reply.content(reply()))
-    started = time.monotonic()
-    grade = await grader_for(fake, token_counter, timeout=0.3).agrade(REQ)
-    assert time.monotonic() - started < 10
+    grade = await grader_for(fake, token_counter, timeout=0.3).agrade(REQ)  # the 3 s reply is not awaited
     assert grade.status == "ungraded" and "Timeout" in grade.ungraded_reason
 
 

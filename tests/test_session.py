@@ -13,28 +13,23 @@ from bot.grading.base import Claim, ClaimStatus, Criteria, Grade, GradeRequest, 
 from bot.grading.followups import LLMFollowUps, OfflineFollowUps, probe_terms
 from bot.knowledge.cards import FLAG_NO_ANSWER, Card, Source
 from bot.practice.attempts import Attempt, AttemptKind, QuestionOutcome
-from bot.practice.report import build_report, report_figure, report_md
-from bot.practice.session import (
+from bot.practice.commands import Command, parse_command
+from bot.practice.events import (
     AppealRequested,
     Asked,
     Closed,
-    Command,
     Feedback,
     Finished,
     FollowUpAsked,
     Graded,
     Hint,
-    InterviewSession,
-    Mode,
     Notice,
-    Phase,
     Reference,
-    SessionConfig,
-    SessionDeps,
     Skipped,
-    choose_cards,
-    parse_command,
 )
+from bot.practice.report import build_report, report_figure, report_md
+from bot.practice.session import InterviewSession, Mode, SessionConfig, SessionDeps, choose_cards
+from bot.practice.state import Phase
 from bot.retrieval.store import Retrieval
 
 POINTS = {

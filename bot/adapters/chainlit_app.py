@@ -19,26 +19,24 @@ from bot.adapters.load import LoadAwareGrader
 from bot.adapters.views import follow_up_md, graded_md, hint_md, question_md, reference_md, schedule_md, source_line
 from bot.grading.base import Grader
 from bot.practice.coach import LOCAL_USER, Coach, StartRequest, parse_start
-from bot.practice.report import build_report, report_figure, report_md
-from bot.practice.session import (
+from bot.practice.commands import Command
+from bot.practice.events import (
     AppealRequested,
     Asked,
     Closed,
-    Command,
     Feedback,
     Finished,
     FollowUpAsked,
     Graded,
     Grading,
     Hint,
-    InterviewSession,
-    Mode,
     Notice,
     Reference,
     Retrieved,
-    SessionConfig,
     Skipped,
 )
+from bot.practice.report import build_report, report_figure, report_md
+from bot.practice.session import InterviewSession, Mode, SessionConfig
 from bot.settings import get_settings
 
 _lock = asyncio.Lock()
@@ -74,9 +72,7 @@ async def get_coach() -> Coach:
                 _load = LoadAwareGrader(grader, settings.max_streams)
                 return _load
 
-            _coach = await asyncio.to_thread(
-                lambda: Coach.open(settings, mode="web", worker=True, wrap=load_control)
-            )
+            _coach = await asyncio.to_thread(lambda: Coach.open(settings, mode="web", worker=True, wrap=load_control))
         return _coach
 
 

@@ -21,25 +21,23 @@ from rich.rule import Rule
 
 from bot.adapters.views import follow_up_md, graded_md, hint_md, question_md, reference_md, schedule_md
 from bot.practice.coach import Coach
-from bot.practice.report import build_report, report_md
-from bot.practice.session import (
+from bot.practice.commands import Command
+from bot.practice.events import (
     AppealRequested,
     Asked,
     Closed,
-    Command,
     Feedback,
     Finished,
     FollowUpAsked,
     Graded,
     Grading,
     Hint,
-    InterviewSession,
-    Mode,
     Notice,
     Reference,
-    SessionConfig,
     Skipped,
 )
+from bot.practice.report import build_report, report_md
+from bot.practice.session import InterviewSession, Mode, SessionConfig
 
 __all__ = ["read_answer", "run_practice"]
 

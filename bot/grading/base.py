@@ -16,8 +16,13 @@ from typing import Literal, Protocol, runtime_checkable
 from pydantic import BaseModel, Field, model_validator
 
 __all__ = [
+    "BANDS",
+    "BAND_FLOORS",
     "DEFAULT_CONCURRENCY",
+    "SCORE_STEP",
+    "SCORE_WEIGHTS",
     "Band",
+    "BandEdges",
     "Claim",
     "ClaimStatus",
     "Criteria",
@@ -27,6 +32,7 @@ __all__ = [
     "GradeRequest",
     "Grader",
     "OneShotGrader",
+    "ScoreWeights",
     "Usage",
     "band_for",
     "compute_score",
@@ -45,14 +51,37 @@ class Band(StrEnum):
     EXCELLENT = "excellent"
 
 
-# Lower bounds (inclusive) of each band on the 0–10 scale.
+@dataclass(frozen=True)
+class BandEdges:
+    """Lower bounds (inclusive) of the bands on the 0–10 scale; below ``weak`` is wrong.
+
+    The one place these numbers live: grades get their band from them, the scheduler's default
+    ratings (Again below ``partial``, Hard below ``good``, Easy from ``excellent``), the report's
+    colours and its list of weakest answers follow them.
+    """
+
+    weak: float = 2.0
+    partial: float = 4.0
+    good: float = 6.5
+    excellent: float = 8.5
+
+    def __post_init__(self) -> None:
+        if not 0 < self.weak <= self.partial <= self.good <= self.excellent <= 10:
+            raise ValueError(f"band edges must satisfy 0 < weak <= partial <= good <= excellent <= 10, got {self}")
+
+
+BANDS = BandEdges()
+
+# The same edges as (floor, band) pairs, best first.
 BAND_FLOORS: tuple[tuple[float, Band], ...] = (
-    (8.5, Band.EXCELLENT),
-    (6.5, Band.GOOD),
-    (4.0, Band.PARTIAL),
-    (2.0, Band.WEAK),
+    (BANDS.excellent, Band.EXCELLENT),
+    (BANDS.good, Band.GOOD),
+    (BANDS.partial, Band.PARTIAL),
+    (BANDS.weak, Band.WEAK),
     (0.0, Band.WRONG),
 )
+
+SCORE_STEP = 0.1  # scores are rounded to one decimal
 
 
 def band_for(score: float) -> Band:
@@ -93,23 +122,50 @@ class Usage(BaseModel):
         return self.prompt_tokens + self.completion_tokens
 
 
-def compute_score(claims: list[Claim], criteria: Criteria) -> float:
+@dataclass(frozen=True)
+class ScoreWeights:
+    """How :func:`compute_score` weighs the checklist and the criteria, and where it caps them."""
+
+    coverage: float = 0.6  # hits over key points, contradictions count against
+    correctness: float = 0.3
+    depth: float = 0.1
+    contradiction_penalty: float = 0.5  # a contradicted point takes back half a hit
+    # A contradiction or a central error keeps the score in the weak band at best …
+    contradiction_cap: float = BANDS.partial - SCORE_STEP
+    # … and an answer that hits no key point in the wrong band.
+    no_coverage_cap: float = BANDS.weak - SCORE_STEP
+
+    def __post_init__(self) -> None:
+        total = self.coverage + self.correctness + self.depth
+        if abs(total - 1) > 1e-9:
+            raise ValueError(f"score weights coverage + correctness + depth must add up to 1, got {total:g}")
+
+
+SCORE_WEIGHTS = ScoreWeights()
+
+
+def compute_score(claims: list[Claim], criteria: Criteria, weights: ScoreWeights = SCORE_WEIGHTS) -> float:
     """0–10 from the checklist and the criteria levels.
 
-    Coverage (hits over key points, contradictions count against) carries 60 %, correctness
-    30 %, depth 10 %. A contradiction or a central error caps the score in the weak band.
+    Coverage (hits over key points, contradictions count against), correctness and depth, weighted
+    by :data:`SCORE_WEIGHTS`. A contradiction or a central error caps the score
+    in the weak band; no key point hit caps it in the wrong band.
     """
     if claims:
         hits = sum(c.status is ClaimStatus.HIT for c in claims)
         contradicted = sum(c.status is ClaimStatus.CONTRADICTED for c in claims)
-        coverage = max(0.0, (hits - 0.5 * contradicted) / len(claims))
+        coverage = max(0.0, (hits - weights.contradiction_penalty * contradicted) / len(claims))
     else:
         coverage = criteria.correctness / 3
-    score = 10 * (0.6 * coverage + 0.3 * criteria.correctness / 3 + 0.1 * criteria.depth / 2)
+    score = 10 * (
+        weights.coverage * coverage
+        + weights.correctness * criteria.correctness / 3
+        + weights.depth * criteria.depth / 2
+    )
     if criteria.correctness == 0 or any(c.status is ClaimStatus.CONTRADICTED for c in claims):
-        score = min(score, 3.9)
+        score = min(score, weights.contradiction_cap)
     if coverage == 0:
-        score = min(score, 1.9)
+        score = min(score, weights.no_coverage_cap)
     return round(min(10.0, max(0.0, score)), 1)
 
 

@@ -15,7 +15,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from bot.adapters.views import quote, source_line
-from bot.grading.base import Grade
+from bot.grading.base import BANDS, Grade
 from bot.knowledge.cards import Card
 
 if TYPE_CHECKING:
@@ -89,7 +89,7 @@ class SessionReport:
 
     @property
     def weakest(self) -> list[ReportItem]:
-        scored = [i for i in self.items if i.score is not None and i.score < 8.5]
+        scored = [i for i in self.items if i.score is not None and i.score < BANDS.excellent]
         return sorted(scored, key=lambda i: (i.score or 0.0, i.number))[:WEAKEST]
 
 
@@ -203,8 +203,8 @@ def report_figure(report: SessionReport) -> Any:
 
 
 def _colour(score: float) -> str:
-    if score >= 6.5:
+    if score >= BANDS.good:
         return "#2e7d32"
-    if score >= 4.0:
+    if score >= BANDS.partial:
         return "#f9a825"
     return "#c62828"

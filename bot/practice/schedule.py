@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 import fsrs
 from fsrs import Rating
 
-from bot.grading.base import ClaimStatus, Grade
+from bot.grading.base import BANDS, ClaimStatus, Grade
 from bot.knowledge.cards import Card
 from bot.practice.attempts import QuestionOutcome
 
@@ -40,9 +40,9 @@ __all__ = [
 class RatingThresholds:
     """Score bands (0–10) for each rating, and the coverage below which an answer is a fail."""
 
-    again_below: float = 4.0  # the weak/wrong bands
-    hard_below: float = 6.5  # partial
-    easy_from: float = 8.5  # excellent; good in between
+    again_below: float = BANDS.partial  # the weak/wrong bands
+    hard_below: float = BANDS.good  # partial
+    easy_from: float = BANDS.excellent  # excellent; good in between
     min_coverage: float = 0.25  # share of key points hit
 
     def __post_init__(self) -> None:

@@ -1,7 +1,7 @@
 """A drill session: which questions, in what order, what the user did, what comes next.
 
 Framework-free: the Chainlit app and the terminal both drive an :class:`InterviewSession` and
-render the :mod:`events <bot.practice.session>` it yields. Grading, retrieval, follow-up writing and
+render the :mod:`events <bot.practice.events>` it yields. Grading, retrieval, follow-up writing and
 persistence come in as :class:`SessionDeps`; clock and randomness are parameters.
 
 Flow: a question is asked → the user answers (or uses a command) → the answer is graded and
@@ -15,33 +15,40 @@ from __future__ import annotations
 
 import asyncio
 import random
-import re
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any, Protocol
 
-from bot.grading.base import ClaimStatus, Grade, Grader
-from bot.grading.keypoints import extract_key_points
+from bot.grading.base import Grade, Grader, GradeRequest
 from bot.grading.safety import MAX_ANSWER_CHARS
 from bot.knowledge.cards import Card
 from bot.practice.attempts import Attempt, AttemptKind, QuestionOutcome, Recorder
+from bot.practice.commands import COMMAND_HELP, Command, CommandHandlers, parse_command
+from bot.practice.events import (
+    Asked,
+    Closed,
+    Event,
+    Feedback,
+    Finished,
+    FollowUpAsked,
+    Graded,
+    Grading,
+    Notice,
+    Retrieved,
+)
+from bot.practice.state import Phase, QuestionState
 from bot.retrieval.store import Retrieval
 
 __all__ = [
-    "Closed",
-    "Command",
-    "Event",
+    "FollowUpWriter",
     "InterviewSession",
     "Mode",
-    "Phase",
-    "QuestionState",
     "SessionConfig",
     "SessionDeps",
     "choose_cards",
-    "parse_command",
 ]
 
 
@@ -91,57 +98,6 @@ def choose_cards(cards: Sequence[Card], config: SessionConfig, rng: random.Rando
     return pool[: max(0, config.n_questions)]
 
 
-# --- commands ---------------------------------------------------------------------------------
-
-
-class Command(StrEnum):
-    HINT = "hint"
-    SKIP = "skip"
-    REVEAL = "reveal"
-    RETRY = "retry"
-    APPEAL = "appeal"
-    NEXT = "next"
-    END = "end"
-
-
-_ALIASES = {
-    "hint": Command.HINT,
-    "skip": Command.SKIP,
-    "pass": Command.SKIP,
-    "reveal": Command.REVEAL,
-    "answer": Command.REVEAL,
-    "retry": Command.RETRY,
-    "again": Command.RETRY,
-    "appeal": Command.APPEAL,
-    "next": Command.NEXT,
-    "end": Command.END,
-    "stop": Command.END,
-    "quit": Command.END,
-}
-_SLASH = re.compile(r"^/(\w+)\b\s*(.*)$", re.S)
-_APPEAL_PHRASE = re.compile(r"^i think i was right\b[\s:,.!-]*(.*)$", re.I | re.S)
-
-
-def parse_command(text: str) -> tuple[Command, str] | None:
-    """``/hint``, ``/appeal my argument``, a bare ``hint`` / ``next`` …, or "I think I was right: …".
-
-    A bare word counts only when it is the whole message, so an answer that happens to start with
-    "next" is still an answer. Unknown ``/words`` return None (the caller says so).
-    """
-    stripped = text.strip()
-    m = _SLASH.match(stripped)
-    if m:
-        cmd = _ALIASES.get(m.group(1).lower())
-        return (cmd, m.group(2).strip()) if cmd else None
-    word = stripped.lower().rstrip(".!")
-    if word in _ALIASES:
-        return _ALIASES[word], ""
-    m = _APPEAL_PHRASE.match(stripped)
-    if m:
-        return Command.APPEAL, m.group(1).strip()
-    return None
-
-
 # --- dependencies -----------------------------------------------------------------------------
 
 
@@ -157,180 +113,6 @@ class SessionDeps:
     retrieve: Callable[[Card], Awaitable[Retrieval]]
     follow_ups: FollowUpWriter
     recorder: Recorder | None = None
-
-
-# --- events (what adapters render) ------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Asked:
-    """A question to show: the card's own question, or a retry of it."""
-
-    number: int  # 1-based position in the session
-    total: int
-    card: Card
-    retry: bool = False
-    resumed: bool = False  # shown again after a retry/appeal detour
-    leech: str = ""  # the card keeps being failed: a suggestion to rewrite its note
-
-
-@dataclass(frozen=True)
-class FollowUpAsked:
-    card: Card
-    text: str
-    number: int  # 1 or 2
-    of: int
-
-
-@dataclass(frozen=True)
-class Retrieved:
-    card: Card
-    retrieval: Retrieval
-
-
-@dataclass(frozen=True)
-class Grading:
-    """Grading has started (adapters open a step / spinner)."""
-
-    card: Card
-    kind: AttemptKind
-
-
-@dataclass(frozen=True)
-class Feedback:
-    """A streamed piece of the grader's feedback text."""
-
-    card: Card
-    text: str
-
-
-@dataclass(frozen=True)
-class Graded:
-    card: Card
-    attempt: Attempt
-    grade: Grade
-    show_reference: bool  # study mode: reveal the note's answer with the grade
-    previous: Grade | None = None  # appeals and retries: the grade this one replaces (both kept)
-    follow_up_next: bool = False  # interview mode: a follow-up comes next, the grade is provisional
-
-
-@dataclass(frozen=True)
-class Hint:
-    card: Card
-    point: str
-    used: int  # hints used on this card so far, this one included
-
-
-@dataclass(frozen=True)
-class Reference:
-    card: Card
-
-
-@dataclass(frozen=True)
-class Skipped:
-    card: Card
-
-
-@dataclass(frozen=True)
-class AppealRequested:
-    """The user wants to appeal but gave no argument yet: their next message is the argument."""
-
-    card: Card
-
-
-@dataclass(frozen=True)
-class Notice:
-    """A short message to the user (bad input, nothing to retry, …)."""
-
-    text: str
-    level: str = "info"  # info | warning
-
-
-@dataclass(frozen=True)
-class Closed:
-    """A question is done; ``receipt`` is what the recorder returned (e.g. the scheduled review)."""
-
-    card: Card
-    receipt: Any = None
-
-
-@dataclass(frozen=True)
-class Finished:
-    session: InterviewSession
-
-
-Event = (
-    Asked
-    | FollowUpAsked
-    | Retrieved
-    | Grading
-    | Feedback
-    | Graded
-    | Hint
-    | Reference
-    | Skipped
-    | AppealRequested
-    | Notice
-    | Closed
-    | Finished
-)
-
-
-# --- state ------------------------------------------------------------------------------------
-
-
-class Phase(StrEnum):
-    NOT_STARTED = "not_started"
-    ASKING = "asking"  # waiting for an answer to the current question
-    FOLLOW_UP = "follow_up"  # waiting for an answer to a follow-up on the current question
-    RETRY = "retry"  # waiting for a new answer to an earlier (already graded) question
-    APPEAL = "appeal"  # waiting for the argument of an appeal
-    FINISHED = "finished"
-
-
-@dataclass
-class QuestionState:
-    """Everything that happened to one card in this session."""
-
-    card: Card
-    number: int
-    asked_at: datetime | None = None
-    attempts: list[Attempt] = field(default_factory=list)
-    answers: list[str] = field(default_factory=list)  # main answer + follow-up answers (what is graded)
-    follow_ups: list[str] = field(default_factory=list)
-    probed: list[str] = field(default_factory=list)  # missed key points a follow-up aimed at
-    hints: list[str] = field(default_factory=list)
-    revealed_before_answer: bool = False
-    revealed: bool = False
-    skipped: bool = False
-    done: bool = False
-
-    @property
-    def final(self) -> Grade | None:
-        """The grade that counts: the latest graded attempt (a follow-up, retry or appeal replaces
-        the earlier one; all are kept in ``attempts``)."""
-        for attempt in reversed(self.attempts):
-            if attempt.grade is not None and attempt.grade.graded:
-                return attempt.grade
-        for attempt in reversed(self.attempts):
-            if attempt.grade is not None:
-                return attempt.grade
-        return None
-
-    @property
-    def answered(self) -> bool:
-        return any(a.kind is not AttemptKind.SKIP for a in self.attempts)
-
-    @property
-    def passed(self) -> bool:
-        """Skipped without any answer: what the report counts as 0 and the scheduler as Again."""
-        return self.skipped and not self.answered
-
-    def missed_points(self) -> list[str]:
-        grade = self.final
-        if grade is None or not grade.graded:
-            return []
-        return [c.point for c in grade.claims if c.status is not ClaimStatus.HIT]
 
 
 MAX_INPUT_CHARS = MAX_ANSWER_CHARS
@@ -362,6 +144,7 @@ class InterviewSession:
         self._last_graded: QuestionState | None = None
         self.leeches: dict[str, str] = {}  # card id → suggestion, for cards this user keeps failing
         self._retrievals: dict[str, asyncio.Future[Retrieval]] = {}  # prefetched while the user types
+        self._commands = CommandHandlers(self)
 
     @classmethod
     def start(
@@ -463,7 +246,7 @@ class InterviewSession:
         stripped = text.strip()
         if stripped.startswith("/") and " " not in stripped:
             yield Notice(
-                f"Unknown command `{stripped[:40]}`. Commands: /hint /skip /reveal /retry /appeal /next /end.",
+                f"Unknown command `{stripped[:40]}`. {COMMAND_HELP}",
                 "warning",
             )
             return
@@ -495,165 +278,9 @@ class InterviewSession:
             yield Notice("No question is open. Start a session first.")
 
     async def command(self, command: Command, arg: str = "", *, card_id: str | None = None) -> AsyncIterator[Event]:
-        """A command from a button (``card_id`` = the message it was attached to) or typed."""
-        if self.phase is Phase.FINISHED:
-            yield Notice("This session is over. Start a new one to keep practising.")
-            return
-        if self.phase is Phase.APPEAL and command is not Command.APPEAL:
-            self.phase = self._resume_phase  # any other command cancels a pending appeal
-            self._target = None
-        if command in (Command.HINT, Command.SKIP, Command.NEXT) and card_id is not None:
-            open_q = self._open()
-            if open_q is None or open_q.card.id != card_id:
-                yield Notice("That button belongs to an earlier question; use the buttons on the current one.")
-                return
-        handler = {
-            Command.HINT: self._hint,
-            Command.SKIP: self._skip,
-            Command.REVEAL: self._reveal,
-            Command.RETRY: self._retry,
-            Command.APPEAL: self._start_appeal,
-            Command.NEXT: self._next,
-            Command.END: self._end,
-        }[command]
-        async for event in handler(arg, card_id):
-            yield event
-
-    # -- commands ---------------------------------------------------------------------------
-
-    def _open(self) -> QuestionState | None:
-        """The question an answer would go to right now."""
-        if self.phase is Phase.RETRY:
-            return self._target
-        return self.current if self.phase in (Phase.ASKING, Phase.FOLLOW_UP) else None
-
-    async def _hint(self, arg: str, card_id: str | None) -> AsyncIterator[Event]:
-        q = self._open()
-        if q is None:
-            yield Notice("There is no open question to give a hint for.")
-            return
-        if q.answered and q.final is not None and q.final.graded:
-            candidates = q.missed_points()
-        else:
-            candidates = list(extract_key_points(q.card.answer, q.card.display_question)) if q.card.has_answer else []
-        remaining = [p for p in candidates if p not in q.hints]
-        if not q.card.has_answer and not candidates:
-            yield Notice("Your notes have no answer for this question, so there is no key point to hint at.")
-            return
-        if not remaining:
-            yield Notice("No hints left: you have seen every key point for this question.")
-            return
-        q.hints.append(remaining[0])
-        yield Hint(card=q.card, point=remaining[0], used=len(q.hints))
-
-    async def _reveal(self, arg: str, card_id: str | None) -> AsyncIterator[Event]:
-        q = self.find(card_id) or self._open() or self._last_graded
-        if q is None:
-            yield Notice("There is no question to reveal yet.")
-            return
-        if not q.answered and q is self._open():
-            q.revealed_before_answer = True
-        q.revealed = True
-        yield Reference(card=q.card)
-
-    async def _skip(self, arg: str, card_id: str | None) -> AsyncIterator[Event]:
-        if self.phase is Phase.RETRY:
-            yield Notice("Retry cancelled.")
-            async for event in self._resume():
-                yield event
-            return
-        q = self.current
-        if q is None or self.phase not in (Phase.ASKING, Phase.FOLLOW_UP):
-            yield Notice("There is no open question to skip.")
-            return
-        if self.phase is Phase.FOLLOW_UP:  # skipping a follow-up keeps the grade so far
-            for held in self._held_grade(q):
-                yield held
-            async for event in self._finish_question(q):
-                yield event
-            return
-        now = self.clock()
-        attempt = Attempt(
-            session_id=self.id,
-            card_id=q.card.id,
-            topic=q.card.topic,
-            kind=AttemptKind.SKIP,
-            prompt=q.card.display_question,
-            answer="",
-            grade=None,
-            hints_used=len(q.hints),
-            started_at=q.asked_at or now,
-            answered_at=now,
-        )
-        await self._record(attempt)
-        q.attempts.append(attempt)
-        q.skipped = True
-        yield Skipped(card=q.card)
-        async for event in self._finish_question(q):
-            yield event
-
-    async def _next(self, arg: str, card_id: str | None) -> AsyncIterator[Event]:
-        """Move on: drop a pending follow-up (or retry); before any answer it is a skip."""
-        if self.phase is Phase.RETRY:
-            async for event in self._resume():
-                yield event
-            return
-        q = self.current
-        if q is None:
-            yield Notice("There is no next question.")
-            return
-        if self.phase is Phase.ASKING and not q.answered:
-            async for event in self._skip(arg, card_id):
-                yield event
-            return
-        if self.phase is Phase.FOLLOW_UP:
-            for held in self._held_grade(q):
-                yield held
-        async for event in self._finish_question(q):
-            yield event
-
-    async def _retry(self, arg: str, card_id: str | None) -> AsyncIterator[Event]:
-        target = self.find(card_id) or (self.current if self.phase is Phase.FOLLOW_UP else None) or self._last_graded
-        if target is None or not target.answered:
-            yield Notice("Nothing to retry yet: answer a question first.")
-            return
-        if target is self.current and self.phase is Phase.FOLLOW_UP:
-            self._resume_phase = Phase.ASKING
-            if closed := await self._close(target):
-                yield closed
-            self.index += 1
-        else:
-            self._resume_phase = self.phase if self.phase is not Phase.RETRY else self._resume_phase
-        self._target = target
-        self.phase = Phase.RETRY
-        target.answers = []
-        target.asked_at = self.clock()
-        yield Asked(number=target.number, total=self.total, card=target.card, retry=True)
-
-    async def _start_appeal(self, arg: str, card_id: str | None) -> AsyncIterator[Event]:
-        target = self.find(card_id) or (self._target if self.phase is Phase.APPEAL else None) or self._last_graded
-        if target is None or target.final is None or not target.final.graded:
-            yield Notice("There is no grade to appeal yet.")
-            return
-        if self.phase is not Phase.APPEAL:
-            self._resume_phase = self.phase
-        self._target = target
-        if arg.strip():
-            self.phase = Phase.APPEAL
-            async for event in self._appeal(arg):
-                yield event
-            return
-        self.phase = Phase.APPEAL
-        yield AppealRequested(card=target.card)
-
-    async def _end(self, arg: str, card_id: str | None) -> AsyncIterator[Event]:
-        q = self.current
-        if q is not None and self.phase is Phase.FOLLOW_UP:
-            for held in self._held_grade(q):
-                yield held
-        if q is not None and q.answered and not q.done and (closed := await self._close(q)):
-            yield closed
-        async for event in self._finish():
+        """A command from a button (``card_id`` = the message it was attached to) or typed
+        (see :mod:`bot.practice.commands`)."""
+        async for event in self._commands.run(command, arg, card_id=card_id):
             yield event
 
     # -- answering --------------------------------------------------------------------------
@@ -742,6 +369,20 @@ class InterviewSession:
         retrieval = await self._retrieval(q.card)
         yield Retrieved(card=q.card, retrieval=retrieval)
         request = retrieval.request(answer).model_copy(update={"appeal": appeal})
+        graded: list[Grade] = []
+        async for feedback in self._call_grader(q.card, request, graded):
+            yield feedback
+        grade = graded[0]
+        if q.hints:
+            n = len(q.hints)
+            grade = grade.model_copy(update={"notes": [*grade.notes, f"{n} hint{'s' if n > 1 else ''} used"]})
+        if q.revealed_before_answer and kind is not AttemptKind.APPEAL:
+            grade = grade.model_copy(update={"notes": [*grade.notes, "reference seen before answering"]})
+        out.append(grade)
+
+    async def _call_grader(self, card: Card, request: GradeRequest, out: list[Grade]) -> AsyncIterator[Feedback]:
+        """The one place the session calls the grader: streamed feedback in study mode, else one
+        ``agrade`` call; the grade goes in ``out``."""
         grade: Grade | None = None
         # Interview mode shows no live feedback (a follow-up may come first): don't pay for streaming.
         if self.config.mode is Mode.STUDY:
@@ -749,15 +390,10 @@ class InterviewSession:
                 if isinstance(item, Grade):
                     grade = item
                 else:
-                    yield Feedback(card=q.card, text=item.text)
+                    yield Feedback(card=card, text=item.text)
         else:
             grade = await self.deps.grader.agrade(request)
         assert grade is not None
-        if q.hints:
-            n = len(q.hints)
-            grade = grade.model_copy(update={"notes": [*grade.notes, f"{n} hint{'s' if n > 1 else ''} used"]})
-        if q.revealed_before_answer and kind is not AttemptKind.APPEAL:
-            grade = grade.model_copy(update={"notes": [*grade.notes, "reference seen before answering"]})
         out.append(grade)
 
     def _attempt(

@@ -64,6 +64,7 @@ from typing import Any
 import numpy as np
 
 from bot.grading.base import (
+    BANDS,
     DEFAULT_CONCURRENCY,
     Claim,
     ClaimStatus,
@@ -592,7 +593,7 @@ class OfflineGrader:
         depth = 0
         if len(ans.toks) >= 8 and not stuffing:
             depth = 2 if len(ans.toks) >= 25 and _DEPTH_CUES.search(ans.text) else 1
-        correctness = 1 if contradicted else (3 if score >= 4 else 2 if score >= 2 else 0)
+        correctness = 1 if contradicted else (3 if score >= BANDS.partial else 2 if score >= BANDS.weak else 0)
         feedback = prefix + self._feedback(claims, stuffing=stuffing, score=score)
         return Grade(
             score=score,
@@ -624,6 +625,6 @@ class OfflineGrader:
             parts.append("You missed: " + "; ".join(shown) + more + ".")
         if any(c.status is ClaimStatus.CONTRADICTED for c in claims):
             parts.append("Part of your answer contradicts the notes — see misconceptions.")
-        if not hits and score < 2:
+        if not hits and score < BANDS.weak:
             parts.insert(0, "Your answer doesn't match the key points of the reference yet.")
         return " ".join(parts)
