@@ -312,7 +312,7 @@ def _langsmith_experiment(
 @click.option("--force", is_flag=True, help="Re-export even if the files are up to date.")
 def setup(force: bool) -> None:
     """Prepare offline model files: ONNX embedding model (needs torch, install time) and tiktoken files."""
-    from bot.grading.tokens import prepare_tiktoken_cache
+    from bot.grading.budget import prepare_tiktoken_cache
 
     settings = get_settings()
     prepare_tiktoken_cache(settings.tiktoken_dir)
