@@ -5,7 +5,7 @@ The public API — what an embedding program needs; everything else lives in the
 ``bot.evaluation``, ``bot.adapters``; see the README's Architecture section).
 """
 
-from bot.grading.base import Grade, GradeRequest, Grader
+from bot.grading.base import Grade, Grader, GradeRequest
 from bot.grading.pipeline import build_grader
 from bot.knowledge.cards import Card
 from bot.practice.session import InterviewSession, SessionConfig

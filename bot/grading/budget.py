@@ -59,7 +59,6 @@ def get_encoding(cache_dir: Path, name: str = "o200k_base") -> tiktoken.Encoding
         return tiktoken.get_encoding(name)
 
 
-
 PASSAGE_TOKENS = 150  # each related passage is cut to this before anything else
 
 

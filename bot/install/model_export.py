@@ -130,32 +130,8 @@ def _dist_version(name: str) -> str | None:
 # --------------------------------------------------------------------------
 
 
-def build_torch_model(source_dir: Path) -> torch.nn.Module:
-    """BERT encoder + masked mean pooling + L2 normalisation, in eval mode.
-
-    forward(input_ids, attention_mask, token_type_ids) -> [batch, 384], all
-    int64 inputs of shape [batch, seq].  Mirrors transformers' BertModel
-    (eager attention) and sentence-transformers' Pooling/Normalize modules,
-    including the order of floating point additions.
-    """
-    import torch
-    import torch.nn.functional as F
-    from safetensors.torch import load_file
-
-    cfg = _read_json(source_dir / "config.json")
-    if cfg.get("model_type") != "bert" or cfg.get("hidden_act") != "gelu":
-        raise ExportError(f"unexpected model config: {cfg}")
-    if cfg.get("position_embedding_type", "absolute") != "absolute":
-        raise ExportError("only absolute position embeddings are supported")
-    hidden = int(cfg["hidden_size"])
-    heads = int(cfg["num_attention_heads"])
-    layers = int(cfg["num_hidden_layers"])
-    eps = float(cfg["layer_norm_eps"])
-    head_dim = hidden // heads
-    if hidden != EMBEDDING_DIM or head_dim * heads != hidden:
-        raise ExportError(f"unexpected hidden size {hidden} / heads {heads}")
-
-    state = load_file(str(source_dir / WEIGHTS_FILE))
+def _weight_names(layers: int) -> list[str]:
+    """Every tensor the encoder reads, by its name in the safetensors file."""
     needed = [
         "embeddings.word_embeddings.weight",
         "embeddings.position_embeddings.weight",
@@ -176,9 +152,47 @@ def build_torch_model(source_dir: Path) -> torch.nn.Module:
             "output.LayerNorm",
         ):
             needed += [p + name + ".weight", p + name + ".bias"]
+    return needed
+
+
+def build_torch_model(source_dir: Path) -> torch.nn.Module:
+    """BERT encoder + masked mean pooling + L2 normalisation, in eval mode.
+
+    forward(input_ids, attention_mask, token_type_ids) -> [batch, 384], all
+    int64 inputs of shape [batch, seq].  Mirrors transformers' BertModel
+    (eager attention) and sentence-transformers' Pooling/Normalize modules,
+    including the order of floating point additions.
+    """
+    from safetensors.torch import load_file
+
+    cfg = _read_json(source_dir / "config.json")
+    if cfg.get("model_type") != "bert" or cfg.get("hidden_act") != "gelu":
+        raise ExportError(f"unexpected model config: {cfg}")
+    if cfg.get("position_embedding_type", "absolute") != "absolute":
+        raise ExportError("only absolute position embeddings are supported")
+    hidden = int(cfg["hidden_size"])
+    heads = int(cfg["num_attention_heads"])
+    layers = int(cfg["num_hidden_layers"])
+    if hidden != EMBEDDING_DIM or (hidden // heads) * heads != hidden:
+        raise ExportError(f"unexpected hidden size {hidden} / heads {heads}")
+    state = load_file(str(source_dir / WEIGHTS_FILE))
+    needed = _weight_names(layers)
     missing = [k for k in needed if k not in state]
     if missing:
         raise ExportError(f"weights missing from {WEIGHTS_FILE}: {missing[:5]}")
+    model = _sentence_encoder({k: state[k] for k in needed}, hidden, heads, layers, float(cfg["layer_norm_eps"]))
+    model.eval()
+    return model
+
+
+def _sentence_encoder(
+    state: dict[str, torch.Tensor], hidden: int, heads: int, layers: int, eps: float
+) -> torch.nn.Module:
+    import torch
+    import torch.nn.functional as F
+
+    head_dim = hidden // heads
+    needed = list(state)
 
     class SentenceEncoder(torch.nn.Module):
         def __init__(self) -> None:
@@ -243,9 +257,7 @@ def build_torch_model(source_dir: Path) -> torch.nn.Module:
             counts = torch.clamp(expanded.sum(1), min=1e-9)
             return F.normalize(summed / counts, p=2.0, dim=1)
 
-    model = SentenceEncoder()
-    model.eval()
-    return model
+    return SentenceEncoder()
 
 
 # --------------------------------------------------------------------------
