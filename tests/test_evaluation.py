@@ -12,23 +12,21 @@ from typing import Any
 import numpy as np
 import pytest
 
-from bot.evaluation.runner import (
-    Example,
+from bot.evaluation.datasets import Example, load_dataset
+from bot.evaluation.metrics import (
     Metrics,
     compute_metrics,
-    evaluate,
-    grade_examples,
     grouped_folds,
     isotonic_fit,
     isotonic_predict,
-    load_dataset,
     pava,
     pearson,
     quadratic_weighted_kappa,
     rankdata,
     spearman,
-    write_report,
 )
+from bot.evaluation.report import write_report
+from bot.evaluation.runner import evaluate, grade_examples
 from bot.grading.base import Grade, GradeRequest, ungraded
 
 

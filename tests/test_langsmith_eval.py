@@ -13,8 +13,8 @@ from typing import Any
 
 import pytest
 
+from bot.evaluation.datasets import Example
 from bot.evaluation.langsmith import LangSmithUnavailable, example_id, run_langsmith_experiment
-from bot.evaluation.runner import Example
 from bot.grading.base import Grade, GradeRequest, ungraded
 from tests.langsmith_recorder import LangSmithRecorder
 
@@ -176,7 +176,7 @@ def test_endpoint_failing_after_probe_raises_in_bounded_time(langsmith_recorder:
 SCRIPT = textwrap.dedent(
     """
     import sys
-    from bot.evaluation.runner import Example
+    from bot.evaluation.datasets import Example
     from bot.grading.base import Grade
     from bot.evaluation.langsmith import LangSmithUnavailable, run_langsmith_experiment
 

@@ -254,7 +254,9 @@ def eval_command(
     if use_langsmith:
         _langsmith_experiment(Path(dataset or ""), grader, split, limit, seed, experiment_prefix, dataset_name)
         return
-    from bot.evaluation.runner import evaluate, format_summary, write_report
+    from bot.evaluation.metrics import format_summary
+    from bot.evaluation.report import write_report
+    from bot.evaluation.runner import evaluate
 
     try:
         with _progress("grading") as progress:
@@ -285,8 +287,8 @@ def _langsmith_experiment(
     path: Path, grader: Any, split: str | None, limit: int | None, seed: int, prefix: str | None, name: str | None
 ) -> None:
 
+    from bot.evaluation.datasets import load_dataset
     from bot.evaluation.langsmith import LangSmithUnavailable, run_langsmith_experiment
-    from bot.evaluation.runner import load_dataset
 
     try:
         examples, bad = load_dataset(path, split=split, limit=limit, seed=seed)
