@@ -17,12 +17,10 @@ from bot.evaluation.metrics import (
     Metrics,
     compute_metrics,
     grouped_folds,
-    isotonic_fit,
-    isotonic_predict,
-    pava,
+    isotonic_calibration,
+    macro_f1,
     pearson,
     quadratic_weighted_kappa,
-    rankdata,
     spearman,
 )
 from bot.evaluation.report import write_report
@@ -60,9 +58,13 @@ def test_perfect_predictor_scores_one() -> None:
     assert m.accuracy is None and m.threshold_source is None
 
 
+def test_pearson_known_value() -> None:
+    # deviations (-1.5, -0.5, 0.5, 1.5) and (-1, -1, 1, 1): cov 4, var 5 and 4 → 4 / sqrt(20)
+    assert pearson([1, 2, 3, 4], [1, 1, 3, 3]) == pytest.approx(4 / math.sqrt(20), abs=1e-15)
+    assert pearson([1, 2], [2, 1]) == pytest.approx(-1.0)
+
+
 def test_spearman_with_ties_uses_average_ranks() -> None:
-    assert rankdata([1, 2, 2, 3]).tolist() == [1.0, 2.5, 2.5, 4.0]
-    assert rankdata([5, 5, 5]).tolist() == [2.0, 2.0, 2.0]
     # ranks (1, 2.5, 2.5, 4) vs (1, 3, 2, 4): cov 4.5, var 4.5 and 5 → sqrt(0.9)
     assert spearman([1, 2, 2, 3], [1, 3, 2, 4]) == pytest.approx(math.sqrt(0.9))
     assert spearman([1, 2, 3], [3, 2, 1]) == pytest.approx(-1.0)
@@ -76,11 +78,23 @@ def test_qwk_known_value_on_the_datasets_own_levels() -> None:
     assert compute_metrics(examples, grades).qwk == pytest.approx(0.8)
 
 
+def test_qwk_weights_use_level_values_when_a_level_is_missing() -> None:
+    # levels 0, 0.25, 1 (0.5 and 0.75 absent): weights (Δv)² = 0.0625, 1, 0.5625, not (Δindex / 2)².
+    # observed (0→0.25) (0.25→0.25) (1→1): Σw·O = 0.0625; marginals (1,1,1) × (0,2,1) / 3 give
+    # Σw·E = (2·0.0625 + 1 + 0.5625 + 2·0.5625) / 3 = 0.9375 → κ = 1 − 1/15. Index weights would give 2/3.
+    kappa = quadratic_weighted_kappa([0, 0.25, 1], [0.25, 0.25, 1], [0, 0.25, 1])
+    assert kappa == pytest.approx(14 / 15, abs=1e-12)
+    # the same ratings on evenly spaced levels are the plain index form
+    assert quadratic_weighted_kappa([0, 1, 2], [1, 1, 2], [0, 1, 2]) == pytest.approx(2 / 3, abs=1e-12)
+
+
 def test_constant_vectors_give_none_not_a_crash() -> None:
     assert pearson([1, 1, 1], [1, 2, 3]) is None
     assert pearson([1], [1]) is None
     assert spearman([2, 2], [1, 3]) is None
     assert quadratic_weighted_kappa([1, 1], [1, 1], [1]) is None
+    assert quadratic_weighted_kappa([1, 1], [1, 1], [0, 1]) is None  # no expected disagreement
+    assert quadratic_weighted_kappa([], [], [0, 1]) is None
     examples = [ex(1.0, qid=f"q{i}") for i in range(4)]
     m = compute_metrics(examples, [gr(7.0)] * 4)
     assert m.pearson is None and m.spearman is None and m.rmse == pytest.approx(0.3)
@@ -88,16 +102,28 @@ def test_constant_vectors_give_none_not_a_crash() -> None:
     assert empty.n == 0 and empty.pearson is None and empty.rmse is None
 
 
-def test_pava_and_isotonic_fit() -> None:
-    assert pava([1, 3, 2, 4]).tolist() == [1.0, 2.5, 2.5, 4.0]
-    assert pava([3, 2, 1]).tolist() == [2.0, 2.0, 2.0]
-    assert pava([4, 0], [1, 3]).tolist() == [1.0, 1.0]
-    assert pava([1, 2, 3]).tolist() == [1.0, 2.0, 3.0]
-    kx, ky = isotonic_fit([0.1, 0.1, 0.5, 0.9, 0.7], [0.0, 1.0, 0.2, 0.8, 1.0])
-    assert kx.tolist() == [0.1, 0.5, 0.7, 0.9]
-    # tied x first averaged (0.1 → 0.5, weight 2), then pooled with (0.5, 0.2): 1.2 / 3 = 0.4
-    assert ky.tolist() == pytest.approx([0.4, 0.4, 0.9, 0.9])
-    assert isotonic_predict((kx, ky), [0.0, 0.6, 1.0]).tolist() == pytest.approx([0.4, 0.65, 0.9])
+def iso(x: list[float], y: list[float], at: list[float]) -> list[float]:
+    out: list[float] = isotonic_calibration(np.asarray(x), np.asarray(y), np.asarray(at)).tolist()
+    return out
+
+
+def test_isotonic_calibration_pools_violators_and_interpolates() -> None:
+    assert iso([1, 2, 3, 4], [1, 3, 2, 4], [1, 2, 3, 4]) == pytest.approx([1.0, 2.5, 2.5, 4.0])
+    assert iso([1, 2, 3], [3, 2, 1], [1, 2, 3]) == pytest.approx([2.0, 2.0, 2.0])
+    assert iso([1, 2, 2, 2], [4, 0, 0, 0], [1, 2]) == pytest.approx([1.0, 1.0])  # tied x weigh 3
+    assert iso([1, 2, 3], [1, 2, 3], [1, 2, 3]) == pytest.approx([1.0, 2.0, 3.0])
+    # tied x first averaged (0.1 → 0.5, weight 2), then pooled with (0.5, 0.2): 1.2 / 3 = 0.4;
+    # (0.7, 1.0) and (0.9, 0.8) pool to 0.9; linear between the points, clamped outside.
+    x, y = [0.1, 0.1, 0.5, 0.9, 0.7], [0.0, 1.0, 0.2, 0.8, 1.0]
+    assert iso(x, y, [0.0, 0.1, 0.5, 0.6, 0.7, 1.0]) == pytest.approx([0.4, 0.4, 0.4, 0.65, 0.9, 0.9])
+
+
+def test_macro_f1_known_values() -> None:
+    truth = np.array([True, True, False, False, True])
+    pred = np.array([True, False, False, True, True])
+    # positive: tp 2, fp 1, fn 1 → 4/6; negative: tp 1, fp 1, fn 1 → 2/4
+    assert macro_f1(truth, pred) == pytest.approx((4 / 6 + 2 / 4) / 2)
+    assert macro_f1(np.array([True, True]), np.array([True, True])) == 1.0  # absent class scores 1
 
 
 def test_grouped_folds_keep_each_question_in_one_fold() -> None:
@@ -117,10 +143,8 @@ def test_calibration_never_fits_a_question_on_itself() -> None:
     hs = {"q0": (0, 0), "q1": (0, 0), "q2": (0, 1), "q3": (1, 1), "q4": (1, 1)}
     examples = [ex(h, qid=q) for q in ps for h in hs[q]]
     grades = [gr(10 * p) for q in ps for p in ps[q]]
-    leaked = isotonic_predict(
-        isotonic_fit([g.score / 10 for g in grades if g.score is not None], [e.human for e in examples]),
-        [g.score / 10 for g in grades if g.score is not None],
-    )
+    scores = [g.score / 10 for g in grades if g.score is not None]
+    leaked = iso(scores, [e.human for e in examples], scores)
     assert np.allclose(leaked, [e.human for e in examples])  # what leakage would give
     m = compute_metrics(examples, grades)
     assert m.rmse_calibrated == pytest.approx(math.sqrt(2 / 90))

@@ -3,14 +3,19 @@
 :func:`compute_metrics` compares on a common 0–1 scale (``score / score_max`` vs ``grade.score / 10``).
 Ungraded answers are counted and excluded, never scored 0. Calibrated errors use isotonic
 regression cross-fitted by question (grouped 5-fold): no question's rows calibrate itself.
+
+The statistics themselves are scipy's and scikit-learn's. They are imported on first use (about
+1.5–2 s together), so importing :mod:`bot.evaluation.runner` or ``simulate`` stays cheap.
 """
 
 from __future__ import annotations
 
 import math
+import warnings
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
+from fractions import Fraction
 from typing import Any
 
 import numpy as np
@@ -24,134 +29,113 @@ __all__ = [
     "format_summary",
     "graded_pairs",
     "grouped_folds",
-    "isotonic_fit",
-    "isotonic_predict",
+    "isotonic_calibration",
     "macro_f1",
-    "pava",
     "pearson",
     "quadratic_weighted_kappa",
-    "rankdata",
     "spearman",
 ]
 
 K_FOLDS = 5
+GRID_DENOMINATOR = 1000  # levels are read as fractions with at most this denominator
+MAX_GRID = 1001  # longest even grid of score levels for the kappa weights
+Vector = Sequence[float] | np.ndarray
 
 
 def _clean(value: float) -> float | None:
     return float(value) if math.isfinite(value) else None
 
 
-def pearson(x: Sequence[float] | np.ndarray, y: Sequence[float] | np.ndarray) -> float | None:
-    """Pearson r; None when fewer than 2 points or either vector is constant."""
+def _correlatable(x: Vector, y: Vector) -> tuple[np.ndarray, np.ndarray] | None:
+    """Both vectors as floats, or None when a correlation is undefined: fewer than 2 points,
+    different lengths, or a constant vector (where scipy would warn and return NaN)."""
     a, b = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
-    if a.size < 2 or a.size != b.size:
+    if a.size < 2 or a.size != b.size or np.ptp(a) == 0 or np.ptp(b) == 0:
         return None
-    da, db = a - a.mean(), b - b.mean()
-    denom = math.sqrt(float(np.dot(da, da)) * float(np.dot(db, db)))
-    if denom <= 1e-12 * max(1.0, float(a.size)):
-        return None
-    return _clean(max(-1.0, min(1.0, float(np.dot(da, db)) / denom)))
+    return a, b
 
 
-def rankdata(x: Sequence[float] | np.ndarray) -> np.ndarray:
-    """Ranks 1..n, ties get the average of their ranks (like ``scipy.stats.rankdata``)."""
-    a = np.asarray(x, dtype=float)
-    order = np.argsort(a, kind="mergesort")
-    sorted_a = a[order]
-    ranks = np.empty(a.size, dtype=float)
-    if a.size == 0:
-        return ranks
-    starts = np.flatnonzero(np.r_[True, sorted_a[1:] != sorted_a[:-1]])
-    ends = np.r_[starts[1:], a.size]  # exclusive
-    avg = (starts + 1 + ends) / 2.0  # mean of ranks start+1 .. end
-    ranks[order] = np.repeat(avg, ends - starts)
-    return ranks
+def pearson(x: Vector, y: Vector) -> float | None:
+    """Pearson r (``scipy.stats.pearsonr``); None when fewer than 2 points or either vector is constant."""
+    from scipy.stats import pearsonr
+
+    pair = _correlatable(x, y)
+    return None if pair is None else _clean(float(pearsonr(*pair).statistic))
 
 
-def spearman(x: Sequence[float] | np.ndarray, y: Sequence[float] | np.ndarray) -> float | None:
-    return pearson(rankdata(x), rankdata(y))
+def spearman(x: Vector, y: Vector) -> float | None:
+    """Spearman ρ (``scipy.stats.spearmanr``, ties get average ranks); None like :func:`pearson`."""
+    from scipy.stats import spearmanr
+
+    pair = _correlatable(x, y)
+    return None if pair is None else _clean(float(spearmanr(*pair).statistic))
 
 
-def quadratic_weighted_kappa(
-    human: Sequence[float] | np.ndarray, predicted: Sequence[float] | np.ndarray, levels: Sequence[float]
-) -> float | None:
-    """QWK of two ratings already on ``levels``; weights ``((v_i − v_j) / (max − min))²`` use the
-    level values (the usual index form when the levels are evenly spaced). None when undefined."""
-    lv = np.asarray(sorted(set(float(v) for v in levels)), dtype=float)
+def _grid_codes(levels: np.ndarray) -> np.ndarray:
+    """Each level's position on the coarsest even grid from the lowest level that holds them all
+    (levels read as fractions with denominators ≤ ``GRID_DENOMINATOR``), so that index distances are
+    value distances: levels 0, 0.25, 1 → 0, 1, 4. The levels' own ranks when that grid would be
+    longer than ``MAX_GRID`` points."""
+    steps = [Fraction(float(v - levels[0])).limit_denominator(GRID_DENOMINATOR) for v in levels[1:]]
+    denominator = math.lcm(*(s.denominator for s in steps))
+    unit = Fraction(math.gcd(*(s.numerator * (denominator // s.denominator) for s in steps)), denominator)
+    codes = np.asarray([0] + [int(s / unit) for s in steps], dtype=int)
+    return codes if codes[-1] < MAX_GRID else np.arange(levels.size)
+
+
+def quadratic_weighted_kappa(human: Vector, predicted: Vector, levels: Sequence[float]) -> float | None:
+    """QWK (``sklearn.metrics.cohen_kappa_score(weights="quadratic")``) of two ratings, each snapped to
+    the nearest of ``levels``. The weights are ``((v_i − v_j) / (max − min))²`` on the level values:
+    the levels are placed on an even grid (:func:`_grid_codes`), so a level absent from the set does
+    not make its neighbours adjacent. None when undefined (one level, no rows, no expected disagreement)."""
+    from sklearn.exceptions import UndefinedMetricWarning
+    from sklearn.metrics import cohen_kappa_score
+
+    lv = np.unique(np.asarray(levels, dtype=float))
     h, p = np.asarray(human, dtype=float), np.asarray(predicted, dtype=float)
     if lv.size < 2 or h.size == 0:
         return None
-    hi = np.abs(h[:, None] - lv[None, :]).argmin(axis=1)
-    pi = np.abs(p[:, None] - lv[None, :]).argmin(axis=1)
-    k = lv.size
-    observed = np.zeros((k, k))
-    np.add.at(observed, (hi, pi), 1.0)
-    expected = np.outer(observed.sum(axis=1), observed.sum(axis=0)) / h.size
-    weights = ((lv[:, None] - lv[None, :]) / (lv[-1] - lv[0])) ** 2
-    denom = float((weights * expected).sum())
-    if denom <= 1e-12:
-        return None
-    return _clean(1.0 - float((weights * observed).sum()) / denom)
-
-
-def pava(y: Sequence[float] | np.ndarray, w: Sequence[float] | np.ndarray | None = None) -> np.ndarray:
-    """Pool-adjacent-violators: the non-decreasing fit minimising Σ w·(y − f)², y in given order."""
-    ys = np.asarray(y, dtype=float)
-    ws = np.ones_like(ys) if w is None else np.asarray(w, dtype=float)
-    means: list[float] = []
-    weights: list[float] = []
-    counts: list[int] = []
-    for value, weight in zip(ys.tolist(), ws.tolist(), strict=True):
-        means.append(value)
-        weights.append(weight)
-        counts.append(1)
-        while len(means) > 1 and means[-2] > means[-1]:
-            w2 = weights[-2] + weights[-1]
-            m2 = (means[-2] * weights[-2] + means[-1] * weights[-1]) / w2
-            c2 = counts[-2] + counts[-1]
-            del means[-1], weights[-1], counts[-1]
-            means[-1], weights[-1], counts[-1] = m2, w2, c2
-    return np.repeat(np.asarray(means, dtype=float), counts)
-
-
-def isotonic_fit(x: Sequence[float] | np.ndarray, y: Sequence[float] | np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Isotonic regression of y on x: knots (unique x, fitted y); tied x are pooled first."""
-    xs, ys = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
-    ux, inverse, counts = np.unique(xs, return_inverse=True, return_counts=True)
-    sums = np.bincount(inverse, weights=ys, minlength=ux.size)
-    return ux, pava(sums / counts, counts.astype(float))
-
-
-def isotonic_predict(knots: tuple[np.ndarray, np.ndarray], x: Sequence[float] | np.ndarray) -> np.ndarray:
-    """Linear interpolation between the knots, clamped outside their range."""
-    kx, ky = knots
-    out: np.ndarray = np.interp(np.asarray(x, dtype=float), kx, ky)
-    return out
+    codes = _grid_codes(lv)
+    hi = codes[np.abs(h[:, None] - lv[None, :]).argmin(axis=1)]
+    pi = codes[np.abs(p[:, None] - lv[None, :]).argmin(axis=1)]
+    with warnings.catch_warnings():  # undefined (e.g. one category on both sides): NaN → None below
+        warnings.simplefilter("ignore", UndefinedMetricWarning)
+        kappa = cohen_kappa_score(hi, pi, labels=np.arange(codes[-1] + 1), weights="quadratic")
+    return _clean(float(kappa))
 
 
 def grouped_folds(groups: Sequence[str], k: int = K_FOLDS) -> np.ndarray:
-    """Fold index per row; every group (question) sits wholly in one fold. Deterministic: groups,
-    largest first (ties by id), go to the fold with the fewest rows so far. ``k`` ≤ number of groups."""
-    sizes = Counter(groups)
-    k = max(1, min(k, len(sizes)))
-    load = [0] * k
-    fold_of: dict[str, int] = {}
-    for group, size in sorted(sizes.items(), key=lambda kv: (-kv[1], kv[0])):
-        f = min(range(k), key=lambda i: (load[i], i))
-        fold_of[group] = f
-        load[f] += size
-    return np.asarray([fold_of[g] for g in groups], dtype=int)
+    """Fold index per row from ``sklearn.model_selection.GroupKFold``: every group (question) sits
+    wholly in one fold; groups, largest first, go to the fold with the fewest rows so far
+    (deterministic). ``k`` is capped at the number of groups; a single group is fold 0."""
+    from sklearn.model_selection import GroupKFold
+
+    folds = np.zeros(len(groups), dtype=int)
+    k = min(k, len(set(groups)))
+    if k < 2:
+        return folds
+    splits = GroupKFold(n_splits=k).split(np.zeros(len(groups)), groups=np.asarray(groups, dtype=object))
+    for f, (_, test) in enumerate(splits):
+        folds[test] = f
+    return folds
+
+
+def isotonic_calibration(train_x: np.ndarray, train_y: np.ndarray, x: np.ndarray) -> np.ndarray:
+    """``sklearn.isotonic.IsotonicRegression`` of y on x (tied x pooled), applied to ``x``: linear
+    between the fitted points, clamped outside their range."""
+    from sklearn.isotonic import IsotonicRegression
+
+    model = IsotonicRegression(out_of_bounds="clip").fit(train_x, train_y)
+    out: np.ndarray = model.predict(x)
+    return out
 
 
 def macro_f1(truth: np.ndarray, pred: np.ndarray) -> float:
-    """Macro-F1 over the two classes of boolean vectors (a class absent on both sides scores 1)."""
-    scores = []
-    for cls in (True, False):
-        tp = float(np.sum((pred == cls) & (truth == cls)))
-        fp = float(np.sum((pred == cls) & (truth != cls)))
-        fn = float(np.sum((pred != cls) & (truth == cls)))
-        scores.append(1.0 if tp + fp + fn == 0 else 2 * tp / (2 * tp + fp + fn))
-    return sum(scores) / 2
+    """Macro-F1 over the two classes of boolean vectors (``sklearn.metrics.f1_score``; a class
+    absent on both sides scores 1)."""
+    from sklearn.metrics import f1_score
+
+    return float(f1_score(truth, pred, labels=[True, False], average="macro", zero_division=1.0))
 
 
 def _best_threshold(p: np.ndarray, truth: np.ndarray) -> float | None:
@@ -249,8 +233,7 @@ def _cross_fit_calibration(p: np.ndarray, h: np.ndarray, groups: Sequence[str]) 
     out = np.empty_like(p)
     for f in range(int(folds.max()) + 1):
         test = folds == f
-        knots = isotonic_fit(p[~test], h[~test])
-        out[test] = isotonic_predict(knots, p[test])
+        out[test] = isotonic_calibration(p[~test], h[~test], p[test])
     return out
 
 
