@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import math
+import re
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -23,7 +24,7 @@ from bot.evaluation.metrics import (
     quadratic_weighted_kappa,
     spearman,
 )
-from bot.evaluation.report import write_report
+from bot.evaluation.report import scatter_figure, write_report
 from bot.evaluation.runner import evaluate, grade_examples
 from bot.grading.base import Grade, GradeRequest, ungraded
 
@@ -303,20 +304,38 @@ def test_grade_examples_uses_grade_many_in_batches() -> None:
 # --------------------------------------------------------------------------- report and end to end
 
 
-def test_report_and_svg_mention_the_worst_disagreement(tmp_path: Path) -> None:
+def test_report_and_plot_mention_the_worst_disagreement(tmp_path: Path) -> None:
     examples = [ex(1.0, qid=f"q{i % 3}", answer=f"fine answer {i}") for i in range(9)]
-    examples.append(ex(1.0, qid="q9", answer="Photosynthesis | makes sugar from light", question="Plants?"))
+    examples.append(ex(1.0, qid="q9", answer="Photosynthesis | makes sugar </script> from light", question="Plants?"))
     grades = [gr(9.0 + 0.1 * (i % 2), feedback="ok") for i in range(9)] + [gr(0.5, feedback="Missed: sunlight.")]
     m = compute_metrics(examples, grades, dataset="demo", split="test")
     out = write_report(tmp_path / "out" / "report.md", examples, grades, m)
     text = out.read_text(encoding="utf-8")
-    svg = (tmp_path / "out" / "report.svg").read_text(encoding="utf-8")
-    assert "![scatter](report.svg)" in text and svg.startswith("<svg") and svg.count("<circle") == 10
+    assert "[report.scatter.html](report.scatter.html)" in text
+    page = (tmp_path / "out" / "report.scatter.html").read_text(encoding="utf-8")
+    # offline: plotly.js is inline, no script is fetched; the answer's "</script>" cannot close a tag
+    assert not re.search(r"<script[^>]*\bsrc=", page) and "plotly.js" in page and len(page) > 1_000_000
+    assert page.count("</script>") == page.count("<script")
+    assert "makes sugar &lt;\\u002fscript&gt; from light" in page  # escaped for plotly's hover, then for JSON
     worst = text.split("## 10 worst disagreements", 1)[1].splitlines()[4]
     assert "Photosynthesis \\| makes sugar" in worst and "Missed: sunlight." in worst and "0.05" in worst
     per_q = text.split("## Per question", 1)[1].splitlines()[4]
     assert per_q.startswith("| q9: Plants?")  # worst question first
     assert "| rmse |" in text and "| n | 10 |" in text
+
+
+def test_scatter_figure_points_diagonal_and_hover() -> None:
+    human, grader = [0.0, 0.5, 1.0, 1.0], [0.1, 0.5, 0.9, 1.0]
+    fig = scatter_figure(human, grader, ["a", "b", "c", "d"])
+    diagonal, points = fig.data
+    assert list(diagonal.x) == [0, 1] and list(diagonal.y) == [0, 1]
+    assert len(points.x) == 4 and list(points.text) == ["a", "b", "c", "d"]
+    # seeded jitter: within ±0.015 (human) / ±0.008 (grader), clipped to 0–1, the same on every call
+    assert np.all(np.abs(np.asarray(points.x) - human) <= 0.015) and np.all(
+        np.abs(np.asarray(points.y) - grader) <= 0.008
+    )
+    assert min(points.x) >= 0 and max(points.y) <= 1
+    assert list(scatter_figure(human, grader).data[1].x) == list(points.x)
 
 
 def test_end_to_end_with_the_real_offline_grader(tmp_path: Path, local_embedder: Any) -> None:
@@ -362,4 +381,4 @@ def test_end_to_end_with_the_real_offline_grader(tmp_path: Path, local_embedder:
     assert m.pearson is not None and m.pearson > 0.5 and m.accuracy is not None
     assert (8, 8) in ticks
     report = write_report(tmp_path / "mini.md", run.examples, run.grades, m)
-    assert (tmp_path / "mini.svg").exists() and "dropout" in report.read_text(encoding="utf-8")
+    assert (tmp_path / "mini.scatter.html").exists() and "dropout" in report.read_text(encoding="utf-8")

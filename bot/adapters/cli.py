@@ -195,7 +195,7 @@ def grade(
 @click.option("--seed", default=0, show_default=True, help="Sampling seed.")
 @click.option("--train-limit", default=400, show_default=True, help="Training rows graded to pick a threshold.")
 @click.option("--json", "as_json", is_flag=True, help="Print the metrics as one JSON object (last line).")
-@click.option("--report", type=click.Path(dir_okay=False), help="Write a Markdown report (+ scatter SVG).")
+@click.option("--report", type=click.Path(dir_okay=False), help="Write a Markdown report (+ a scatter plot page).")
 @click.option("--langsmith", "use_langsmith", is_flag=True, help="Run as a LangSmith experiment (needs a key).")
 @click.option("--experiment-prefix", help="LangSmith experiment prefix (default: the grader's name).")
 @click.option("--dataset-name", help="LangSmith dataset name (default: file stem and split).")
