@@ -179,6 +179,7 @@ def load_dataset(
 
 
 def is_binary(examples: Sequence[Example]) -> bool:
+    """True when every human score is 0 or ``score_max`` (and there is at least one row)."""
     return bool(examples) and all(ex.score in (0.0, ex.score_max) for ex in examples)
 
 
