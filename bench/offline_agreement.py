@@ -34,8 +34,8 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bot.evaluation.runner import pearson as ev_pearson  # noqa: E402
-from bot.evaluation.runner import spearman as ev_spearman  # noqa: E402
+from bot.evaluation.metrics import pearson as ev_pearson  # noqa: E402
+from bot.evaluation.metrics import spearman as ev_spearman  # noqa: E402
 from bot.grading.base import GradeRequest  # noqa: E402
 from bot.grading.keypoints import STOPWORDS, tokens  # noqa: E402
 from bot.grading.offline.grader import FEATURES, PARAMS_PATH, OfflineGrader, OfflineParams  # noqa: E402

@@ -169,7 +169,7 @@ def test_eval_json_report_and_bad_lines(tmp_path: Path) -> None:
     assert {"n", "ungraded", "pearson", "spearman", "qwk", "rmse", "mae"} <= metrics.keys()
     assert metrics["n"] == 4 and metrics["bad_lines"] == 2
     assert "line 3" in err and "line 6" in err
-    assert report.exists() and report.with_suffix(".svg").exists()
+    assert report.exists() and (tmp_path / "report.scatter.html").exists()
 
 
 def test_eval_simulate_and_usage_errors(monkeypatch: pytest.MonkeyPatch, real_notes: Path) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import math
+import re
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -12,23 +13,19 @@ from typing import Any
 import numpy as np
 import pytest
 
-from bot.evaluation.runner import (
-    Example,
+from bot.evaluation.datasets import Example, load_dataset
+from bot.evaluation.metrics import (
     Metrics,
     compute_metrics,
-    evaluate,
-    grade_examples,
     grouped_folds,
-    isotonic_fit,
-    isotonic_predict,
-    load_dataset,
-    pava,
+    isotonic_calibration,
+    macro_f1,
     pearson,
     quadratic_weighted_kappa,
-    rankdata,
     spearman,
-    write_report,
 )
+from bot.evaluation.report import scatter_figure, write_report
+from bot.evaluation.runner import evaluate, grade_examples
 from bot.grading.base import Grade, GradeRequest, OneShotGrader, ungraded
 
 
@@ -62,9 +59,13 @@ def test_perfect_predictor_scores_one() -> None:
     assert m.accuracy is None and m.threshold_source is None
 
 
+def test_pearson_known_value() -> None:
+    # deviations (-1.5, -0.5, 0.5, 1.5) and (-1, -1, 1, 1): cov 4, var 5 and 4 → 4 / sqrt(20)
+    assert pearson([1, 2, 3, 4], [1, 1, 3, 3]) == pytest.approx(4 / math.sqrt(20), abs=1e-15)
+    assert pearson([1, 2], [2, 1]) == pytest.approx(-1.0)
+
+
 def test_spearman_with_ties_uses_average_ranks() -> None:
-    assert rankdata([1, 2, 2, 3]).tolist() == [1.0, 2.5, 2.5, 4.0]
-    assert rankdata([5, 5, 5]).tolist() == [2.0, 2.0, 2.0]
     # ranks (1, 2.5, 2.5, 4) vs (1, 3, 2, 4): cov 4.5, var 4.5 and 5 → sqrt(0.9)
     assert spearman([1, 2, 2, 3], [1, 3, 2, 4]) == pytest.approx(math.sqrt(0.9))
     assert spearman([1, 2, 3], [3, 2, 1]) == pytest.approx(-1.0)
@@ -78,11 +79,23 @@ def test_qwk_known_value_on_the_datasets_own_levels() -> None:
     assert compute_metrics(examples, grades).qwk == pytest.approx(0.8)
 
 
+def test_qwk_weights_use_level_values_when_a_level_is_missing() -> None:
+    # levels 0, 0.25, 1 (0.5 and 0.75 absent): weights (Δv)² = 0.0625, 1, 0.5625, not (Δindex / 2)².
+    # observed (0→0.25) (0.25→0.25) (1→1): Σw·O = 0.0625; marginals (1,1,1) × (0,2,1) / 3 give
+    # Σw·E = (2·0.0625 + 1 + 0.5625 + 2·0.5625) / 3 = 0.9375 → κ = 1 − 1/15. Index weights would give 2/3.
+    kappa = quadratic_weighted_kappa([0, 0.25, 1], [0.25, 0.25, 1], [0, 0.25, 1])
+    assert kappa == pytest.approx(14 / 15, abs=1e-12)
+    # the same ratings on evenly spaced levels are the plain index form
+    assert quadratic_weighted_kappa([0, 1, 2], [1, 1, 2], [0, 1, 2]) == pytest.approx(2 / 3, abs=1e-12)
+
+
 def test_constant_vectors_give_none_not_a_crash() -> None:
     assert pearson([1, 1, 1], [1, 2, 3]) is None
     assert pearson([1], [1]) is None
     assert spearman([2, 2], [1, 3]) is None
     assert quadratic_weighted_kappa([1, 1], [1, 1], [1]) is None
+    assert quadratic_weighted_kappa([1, 1], [1, 1], [0, 1]) is None  # no expected disagreement
+    assert quadratic_weighted_kappa([], [], [0, 1]) is None
     examples = [ex(1.0, qid=f"q{i}") for i in range(4)]
     m = compute_metrics(examples, [gr(7.0)] * 4)
     assert m.pearson is None and m.spearman is None and m.rmse == pytest.approx(0.3)
@@ -90,16 +103,28 @@ def test_constant_vectors_give_none_not_a_crash() -> None:
     assert empty.n == 0 and empty.pearson is None and empty.rmse is None
 
 
-def test_pava_and_isotonic_fit() -> None:
-    assert pava([1, 3, 2, 4]).tolist() == [1.0, 2.5, 2.5, 4.0]
-    assert pava([3, 2, 1]).tolist() == [2.0, 2.0, 2.0]
-    assert pava([4, 0], [1, 3]).tolist() == [1.0, 1.0]
-    assert pava([1, 2, 3]).tolist() == [1.0, 2.0, 3.0]
-    kx, ky = isotonic_fit([0.1, 0.1, 0.5, 0.9, 0.7], [0.0, 1.0, 0.2, 0.8, 1.0])
-    assert kx.tolist() == [0.1, 0.5, 0.7, 0.9]
-    # tied x first averaged (0.1 → 0.5, weight 2), then pooled with (0.5, 0.2): 1.2 / 3 = 0.4
-    assert ky.tolist() == pytest.approx([0.4, 0.4, 0.9, 0.9])
-    assert isotonic_predict((kx, ky), [0.0, 0.6, 1.0]).tolist() == pytest.approx([0.4, 0.65, 0.9])
+def iso(x: list[float], y: list[float], at: list[float]) -> list[float]:
+    out: list[float] = isotonic_calibration(np.asarray(x), np.asarray(y), np.asarray(at)).tolist()
+    return out
+
+
+def test_isotonic_calibration_pools_violators_and_interpolates() -> None:
+    assert iso([1, 2, 3, 4], [1, 3, 2, 4], [1, 2, 3, 4]) == pytest.approx([1.0, 2.5, 2.5, 4.0])
+    assert iso([1, 2, 3], [3, 2, 1], [1, 2, 3]) == pytest.approx([2.0, 2.0, 2.0])
+    assert iso([1, 2, 2, 2], [4, 0, 0, 0], [1, 2]) == pytest.approx([1.0, 1.0])  # tied x weigh 3
+    assert iso([1, 2, 3], [1, 2, 3], [1, 2, 3]) == pytest.approx([1.0, 2.0, 3.0])
+    # tied x first averaged (0.1 → 0.5, weight 2), then pooled with (0.5, 0.2): 1.2 / 3 = 0.4;
+    # (0.7, 1.0) and (0.9, 0.8) pool to 0.9; linear between the points, clamped outside.
+    x, y = [0.1, 0.1, 0.5, 0.9, 0.7], [0.0, 1.0, 0.2, 0.8, 1.0]
+    assert iso(x, y, [0.0, 0.1, 0.5, 0.6, 0.7, 1.0]) == pytest.approx([0.4, 0.4, 0.4, 0.65, 0.9, 0.9])
+
+
+def test_macro_f1_known_values() -> None:
+    truth = np.array([True, True, False, False, True])
+    pred = np.array([True, False, False, True, True])
+    # positive: tp 2, fp 1, fn 1 → 4/6; negative: tp 1, fp 1, fn 1 → 2/4
+    assert macro_f1(truth, pred) == pytest.approx((4 / 6 + 2 / 4) / 2)
+    assert macro_f1(np.array([True, True]), np.array([True, True])) == 1.0  # absent class scores 1
 
 
 def test_grouped_folds_keep_each_question_in_one_fold() -> None:
@@ -119,10 +144,8 @@ def test_calibration_never_fits_a_question_on_itself() -> None:
     hs = {"q0": (0, 0), "q1": (0, 0), "q2": (0, 1), "q3": (1, 1), "q4": (1, 1)}
     examples = [ex(h, qid=q) for q in ps for h in hs[q]]
     grades = [gr(10 * p) for q in ps for p in ps[q]]
-    leaked = isotonic_predict(
-        isotonic_fit([g.score / 10 for g in grades if g.score is not None], [e.human for e in examples]),
-        [g.score / 10 for g in grades if g.score is not None],
-    )
+    scores = [g.score / 10 for g in grades if g.score is not None]
+    leaked = iso(scores, [e.human for e in examples], scores)
     assert np.allclose(leaked, [e.human for e in examples])  # what leakage would give
     m = compute_metrics(examples, grades)
     assert m.rmse_calibrated == pytest.approx(math.sqrt(2 / 90))
@@ -282,20 +305,38 @@ def test_grade_examples_uses_agrade_many_in_batches() -> None:
 # --------------------------------------------------------------------------- report and end to end
 
 
-def test_report_and_svg_mention_the_worst_disagreement(tmp_path: Path) -> None:
+def test_report_and_plot_mention_the_worst_disagreement(tmp_path: Path) -> None:
     examples = [ex(1.0, qid=f"q{i % 3}", answer=f"fine answer {i}") for i in range(9)]
-    examples.append(ex(1.0, qid="q9", answer="Photosynthesis | makes sugar from light", question="Plants?"))
+    examples.append(ex(1.0, qid="q9", answer="Photosynthesis | makes sugar </script> from light", question="Plants?"))
     grades = [gr(9.0 + 0.1 * (i % 2), feedback="ok") for i in range(9)] + [gr(0.5, feedback="Missed: sunlight.")]
     m = compute_metrics(examples, grades, dataset="demo", split="test")
     out = write_report(tmp_path / "out" / "report.md", examples, grades, m)
     text = out.read_text(encoding="utf-8")
-    svg = (tmp_path / "out" / "report.svg").read_text(encoding="utf-8")
-    assert "![scatter](report.svg)" in text and svg.startswith("<svg") and svg.count("<circle") == 10
+    assert "[report.scatter.html](report.scatter.html)" in text
+    page = (tmp_path / "out" / "report.scatter.html").read_text(encoding="utf-8")
+    # offline: plotly.js is inline, no script is fetched; the answer's "</script>" cannot close a tag
+    assert not re.search(r"<script[^>]*\bsrc=", page) and "plotly.js" in page and len(page) > 1_000_000
+    assert page.count("</script>") == page.count("<script")
+    assert "makes sugar &lt;\\u002fscript&gt; from light" in page  # escaped for plotly's hover, then for JSON
     worst = text.split("## 10 worst disagreements", 1)[1].splitlines()[4]
     assert "Photosynthesis \\| makes sugar" in worst and "Missed: sunlight." in worst and "0.05" in worst
     per_q = text.split("## Per question", 1)[1].splitlines()[4]
     assert per_q.startswith("| q9: Plants?")  # worst question first
     assert "| rmse |" in text and "| n | 10 |" in text
+
+
+def test_scatter_figure_points_diagonal_and_hover() -> None:
+    human, grader = [0.0, 0.5, 1.0, 1.0], [0.1, 0.5, 0.9, 1.0]
+    fig = scatter_figure(human, grader, ["a", "b", "c", "d"])
+    diagonal, points = fig.data
+    assert list(diagonal.x) == [0, 1] and list(diagonal.y) == [0, 1]
+    assert len(points.x) == 4 and list(points.text) == ["a", "b", "c", "d"]
+    # seeded jitter: within ±0.015 (human) / ±0.008 (grader), clipped to 0–1, the same on every call
+    assert np.all(np.abs(np.asarray(points.x) - human) <= 0.015) and np.all(
+        np.abs(np.asarray(points.y) - grader) <= 0.008
+    )
+    assert min(points.x) >= 0 and max(points.y) <= 1
+    assert list(scatter_figure(human, grader).data[1].x) == list(points.x)
 
 
 def test_end_to_end_with_the_real_offline_grader(tmp_path: Path, local_embedder: Any) -> None:
@@ -341,4 +382,4 @@ def test_end_to_end_with_the_real_offline_grader(tmp_path: Path, local_embedder:
     assert m.pearson is not None and m.pearson > 0.5 and m.accuracy is not None
     assert (8, 8) in ticks
     report = write_report(tmp_path / "mini.md", run.examples, run.grades, m)
-    assert (tmp_path / "mini.svg").exists() and "dropout" in report.read_text(encoding="utf-8")
+    assert (tmp_path / "mini.scatter.html").exists() and "dropout" in report.read_text(encoding="utf-8")

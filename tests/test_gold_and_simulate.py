@@ -11,8 +11,8 @@ from typing import Any
 import numpy as np
 import pytest
 
-from bot.evaluation.runner import pearson as ev_pearson
-from bot.evaluation.runner import spearman as ev_spearman
+from bot.evaluation.metrics import pearson as ev_pearson
+from bot.evaluation.metrics import spearman as ev_spearman
 from bot.evaluation.simulate import CHECKS, KINDS, SimulationReport, build_candidates, simulate
 from bot.grading.base import GradeRequest
 from bot.knowledge.cards import Card

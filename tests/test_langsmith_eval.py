@@ -12,8 +12,8 @@ from typing import Any
 
 import pytest
 
+from bot.evaluation.datasets import Example
 from bot.evaluation.langsmith import LangSmithUnavailable, example_id, run_langsmith_experiment
-from bot.evaluation.runner import Example
 from bot.grading.base import Grade, GradeRequest, OneShotGrader, ungraded
 from tests.langsmith_recorder import LangSmithRecorder
 
@@ -168,7 +168,7 @@ def test_endpoint_failing_after_probe_raises_unavailable(langsmith_recorder: Lan
 SCRIPT = textwrap.dedent(
     """
     import sys
-    from bot.evaluation.runner import Example
+    from bot.evaluation.datasets import Example
     from bot.grading.base import Grade
     from bot.evaluation.langsmith import LangSmithUnavailable, run_langsmith_experiment
 

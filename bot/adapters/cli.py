@@ -196,7 +196,7 @@ def grade(
 @click.option("--seed", default=0, show_default=True, help="Sampling seed.")
 @click.option("--train-limit", default=400, show_default=True, help="Training rows graded to pick a threshold.")
 @click.option("--json", "as_json", is_flag=True, help="Print the metrics as one JSON object (last line).")
-@click.option("--report", type=click.Path(dir_okay=False), help="Write a Markdown report (+ scatter SVG).")
+@click.option("--report", type=click.Path(dir_okay=False), help="Write a Markdown report (+ a scatter plot page).")
 @click.option("--langsmith", "use_langsmith", is_flag=True, help="Run as a LangSmith experiment (needs a key).")
 @click.option("--experiment-prefix", help="LangSmith experiment prefix (default: the grader's name).")
 @click.option("--dataset-name", help="LangSmith dataset name (default: file stem and split).")
@@ -255,7 +255,9 @@ def eval_command(
     if use_langsmith:
         _langsmith_experiment(Path(dataset or ""), grader, split, limit, seed, experiment_prefix, dataset_name)
         return
-    from bot.evaluation.runner import evaluate, format_summary, write_report
+    from bot.evaluation.metrics import format_summary
+    from bot.evaluation.report import write_report
+    from bot.evaluation.runner import evaluate
 
     try:
         with _progress("grading") as progress:
@@ -286,8 +288,8 @@ def _langsmith_experiment(
     path: Path, grader: Any, split: str | None, limit: int | None, seed: int, prefix: str | None, name: str | None
 ) -> None:
 
+    from bot.evaluation.datasets import load_dataset
     from bot.evaluation.langsmith import LangSmithUnavailable, run_langsmith_experiment
-    from bot.evaluation.runner import load_dataset
 
     try:
         examples, bad = load_dataset(path, split=split, limit=limit, seed=seed)

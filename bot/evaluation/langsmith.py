@@ -27,7 +27,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any, cast
 
-from bot.evaluation.runner import Example, pearson, quadratic_weighted_kappa
+from bot.evaluation.datasets import Example
+from bot.evaluation.metrics import pearson, quadratic_weighted_kappa
 from bot.grading.base import BAND_FLOORS, Band, Grade, Grader, GradeRequest, band_for
 from bot.grading.pipeline import tracing
 
