@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import sys
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -12,13 +11,28 @@ import click
 
 from bot.settings import Settings
 
-__all__ = ["EXIT_USAGE", "NOW_OPTION", "err", "history_user", "known_cards", "note_paths", "parse_now", "progress_bar"]
+__all__ = [
+    "NOW_OPTION",
+    "BadInput",
+    "ServiceUnavailable",
+    "history_user",
+    "known_cards",
+    "note_paths",
+    "parse_now",
+    "progress_bar",
+]
 
-EXIT_USAGE = 2
+
+class BadInput(click.ClickException):
+    """Input the command cannot use (a notes file, a data set, an empty store): exit 2, as for bad usage."""
+
+    exit_code = 2
 
 
-def err(message: str) -> None:
-    click.echo(f"error: {message}", err=True)
+class ServiceUnavailable(click.ClickException):
+    """A service the command needs (LangSmith) does not answer: exit 3."""
+
+    exit_code = 3
 
 
 @contextlib.contextmanager
@@ -45,21 +59,20 @@ def history_user(settings: Settings, user: str | None) -> str:
     try:
         users = configured_users(settings)
     except ValueError as exc:
-        err(str(exc))
-        sys.exit(EXIT_USAGE)
+        raise BadInput(str(exc)) from exc
     if not users:
         if user not in (None, LOCAL_USER):
-            err(f"no users are configured (INTERVIEW_USERS is empty): the only user is {LOCAL_USER!r}")
-            sys.exit(EXIT_USAGE)
+            raise click.BadParameter(
+                f"no users are configured (INTERVIEW_USERS is empty): the only user is {LOCAL_USER!r}",
+                param_hint="--user",
+            )
         return LOCAL_USER
     if user is None:
         if len(users) == 1:
             return next(iter(users))
-        err("several users are configured: choose one with --user")
-        sys.exit(EXIT_USAGE)
+        raise click.UsageError("several users are configured: choose one with --user")
     if user not in users:
-        err(f"no user {user!r} in INTERVIEW_USERS")
-        sys.exit(EXIT_USAGE)
+        raise click.BadParameter(f"no user {user!r} in INTERVIEW_USERS", param_hint="--user")
     return user
 
 

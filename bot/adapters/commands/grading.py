@@ -10,7 +10,7 @@ from typing import Any
 
 import click
 
-from bot.adapters.commands.common import EXIT_USAGE, err, progress_bar
+from bot.adapters.commands.common import BadInput, ServiceUnavailable, progress_bar
 from bot.settings import get_settings
 
 __all__ = ["eval_command", "grade"]
@@ -35,15 +35,13 @@ def grade(
     if answer == "-":
         answer = sys.stdin.read()
     if bool(question) == bool(card_id):
-        err("give exactly one of --question or --card")
-        sys.exit(EXIT_USAGE)
+        raise click.UsageError("give exactly one of --question or --card", click.get_current_context())
     store = None
     if card_id:
         store = open_store(settings)
         card = store.get(card_id)
         if card is None:
-            err(f"no card with id {card_id!r} (see `interview cards`)")
-            sys.exit(EXIT_USAGE)
+            raise click.BadParameter(f"no card with id {card_id!r} (see `interview cards`)", param_hint="--card")
         retrieval = store.related(card, settings.related_k)
         request = retrieval.request(answer)
     else:
@@ -98,8 +96,7 @@ def eval_command(
 
     settings = get_settings()
     if simulate == bool(dataset):
-        err("give a DATASET.jsonl or --simulate (not both)")
-        sys.exit(EXIT_USAGE)
+        raise click.UsageError("give a DATASET.jsonl or --simulate (not both)", click.get_current_context())
     grader = make_grader(settings, kind=kind, mode="eval")
     if simulate:
         from bot.evaluation.simulate import simulate as run_simulation
@@ -108,8 +105,7 @@ def eval_command(
         try:
             parsed, _ = collect([settings.knowledge_dir], settings.knowledge_dir)
         except IngestError as exc:
-            err(str(exc))
-            sys.exit(EXIT_USAGE)
+            raise BadInput(str(exc)) from exc
         cards = [c for p in parsed for c in p.cards]
         writer = None
         if candidates == "llm" or (candidates == "auto" and settings.llm_configured):
@@ -137,8 +133,7 @@ def eval_command(
                 progress=progress,
             )
     except (OSError, ValueError) as exc:
-        err(str(exc))
-        sys.exit(EXIT_USAGE)
+        raise BadInput(str(exc)) from exc
     for bad in run.bad_lines:
         click.echo(f"warning: {dataset}: {bad}", err=True)
     if report:
@@ -160,8 +155,7 @@ def _langsmith_experiment(
     try:
         examples, bad = load_dataset(path, split=split, limit=limit, seed=seed)
     except (OSError, ValueError) as exc:
-        err(str(exc))
-        sys.exit(EXIT_USAGE)
+        raise BadInput(str(exc)) from exc
     for line in bad:
         click.echo(f"warning: {path}: {line}", err=True)
     dataset_name = name or (path.stem + (f"-{split}" if split else ""))
@@ -171,6 +165,5 @@ def _langsmith_experiment(
                 examples, grader, dataset_name=dataset_name, experiment_prefix=prefix or grader.name
             )
     except LangSmithUnavailable as exc:
-        err(str(exc))
-        sys.exit(3)
+        raise ServiceUnavailable(str(exc)) from exc
     click.echo(json.dumps(summary.as_dict(), ensure_ascii=False))

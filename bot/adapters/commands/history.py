@@ -9,7 +9,7 @@ from typing import Any
 
 import click
 
-from bot.adapters.commands.common import EXIT_USAGE, NOW_OPTION, err, history_user, known_cards, parse_now
+from bot.adapters.commands.common import NOW_OPTION, BadInput, history_user, known_cards, parse_now
 from bot.settings import Settings, get_settings
 
 __all__ = ["export", "hash_password_command", "stats"]
@@ -113,8 +113,7 @@ def hash_password_command(user_name: str | None) -> None:
     else:
         password = sys.stdin.readline().rstrip("\r\n")
     if not password:
-        err("empty password")
-        sys.exit(EXIT_USAGE)
+        raise BadInput("empty password")
     hashed = hash_password(password)
     if user_name is None:
         click.echo(hashed)
@@ -122,6 +121,5 @@ def hash_password_command(user_name: str | None) -> None:
     try:
         parse_users(f"{user_name}:{hashed}")
     except ValueError as exc:
-        err(str(exc))
-        sys.exit(EXIT_USAGE)
+        raise click.BadParameter(str(exc), param_hint="--user") from exc
     click.echo(f"{user_name}:{hashed}")

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import json
-import sys
 import time
 from typing import Any
 
 import click
 
-from bot.adapters.commands.common import EXIT_USAGE, err, note_paths, progress_bar
+from bot.adapters.commands.common import BadInput, note_paths, progress_bar
 from bot.settings import get_settings
 
 __all__ = ["cards", "ingest", "search"]
@@ -31,8 +30,7 @@ def ingest(paths: tuple[str, ...], as_json: bool) -> None:
         started = time.perf_counter()
         collected = collect(targets, settings.knowledge_dir)  # validate before opening (and creating) the store
     except IngestError as exc:
-        err(str(exc))
-        sys.exit(EXIT_USAGE)
+        raise BadInput(str(exc)) from exc
     try:
         store = open_store(settings)
         with progress_bar("embedding cards") as progress:
@@ -40,11 +38,9 @@ def ingest(paths: tuple[str, ...], as_json: bool) -> None:
                 targets, store, settings.knowledge_dir, progress=progress, collected=collected, started=started
             )
     except IngestError as exc:
-        err(str(exc))
-        sys.exit(EXIT_USAGE)
+        raise BadInput(str(exc)) from exc
     except EmbeddingModelMissing as exc:
-        err(str(exc))
-        sys.exit(1)
+        raise click.ClickException(str(exc)) from exc
     for warning in summary.warnings:
         click.echo(f"warning: {warning}", err=True)
     if as_json:
@@ -71,8 +67,7 @@ def cards(paths: tuple[str, ...], as_json: bool) -> None:
     try:
         parsed, warnings = collect(note_paths(settings, paths), settings.knowledge_dir)
     except IngestError as exc:
-        err(str(exc))
-        sys.exit(EXIT_USAGE)
+        raise BadInput(str(exc)) from exc
     for warning in warnings:
         click.echo(f"warning: {warning}", err=True)
     all_cards = [c for p in parsed for c in p.cards]
@@ -95,17 +90,14 @@ def search(text: str, k: int, as_json: bool) -> None:
     from bot.retrieval.embeddings import EmbeddingModelMissing
 
     if not text.strip():
-        err("empty search text")
-        sys.exit(EXIT_USAGE)
+        raise click.BadParameter("empty search text", param_hint="TEXT")
     try:
         store = open_store(get_settings())
         if store.count() == 0:
-            err("the card store is empty: run `interview ingest` first")
-            sys.exit(EXIT_USAGE)
+            raise BadInput("the card store is empty: run `interview ingest` first")
         hits = store.search(text, k)
     except EmbeddingModelMissing as exc:
-        err(str(exc))
-        sys.exit(1)
+        raise click.ClickException(str(exc)) from exc
     if as_json:
         out: list[dict[str, Any]] = [
             {"score": h.score, "id": h.card.id, "question": h.card.display_question, "topic": h.card.topic}

@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import sys
-
 import click
 
-from bot.adapters.commands.common import EXIT_USAGE, err, history_user
+from bot.adapters.commands.common import history_user
 from bot.settings import get_settings
 
 __all__ = ["practice"]
@@ -54,8 +52,9 @@ def practice(
         low = wanted.lower()
         match = [t for t in known if t.lower() == low] or [t for t in known if low in t.lower()]
         if len(match) != 1:
-            err(f"topic {wanted!r} matches {len(match)} topics; choose from: {', '.join(known)}")
-            sys.exit(EXIT_USAGE)
+            raise click.BadParameter(
+                f"{wanted!r} matches {len(match)} topics; choose from: {', '.join(known)}", param_hint="--topic"
+            )
         chosen.append(match[0])
     config = SessionConfig(
         mode=Mode(mode),
@@ -68,10 +67,10 @@ def practice(
     try:
         session = asyncio.run(run_practice(coach, config, review=review, resume=resume, user=user, rng=rng))
     except KeyboardInterrupt:
-        err("stopped: every graded answer so far is saved; `interview practice --resume` continues")
-        sys.exit(130)
+        click.echo("stopped: every graded answer so far is saved; `interview practice --resume` continues", err=True)
+        click.get_current_context().exit(130)
     finally:
         if coach.history is not None:
             coach.history.close()
     if session is None:
-        sys.exit(1)
+        click.get_current_context().exit(1)  # nothing to ask: run_practice said why
