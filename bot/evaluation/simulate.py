@@ -44,7 +44,7 @@ from typing import Any
 
 from bot.evaluation.runner import agrade_requests
 from bot.grading.base import Grader, GradeRequest
-from bot.grading.keypoints import STOPWORDS, clean_text, extract_key_points, tokens
+from bot.grading.keypoints import clean_text, extract_key_points, stopwords, tokens
 from bot.knowledge.cards import Card
 
 __all__ = [
@@ -296,7 +296,8 @@ def _wrong(card: Card, other: Card | None, rng: random.Random) -> str:
 
 def _stuffed(card: Card, rng: random.Random) -> str:
     toks = tokens(clean_text(card.answer))
-    words = list(dict.fromkeys(t for t in toks if t not in STOPWORDS and len(t) > 1)) or list(dict.fromkeys(toks))
+    stop = stopwords()
+    words = list(dict.fromkeys(t for t in toks if t not in stop and len(t) > 1)) or list(dict.fromkeys(toks))
     words = words[:40]
     if len(words) > 1:
         original = list(words)

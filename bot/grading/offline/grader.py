@@ -65,7 +65,6 @@ import numpy as np
 
 from bot.grading.base import Claim, ClaimStatus, Criteria, Grade, GradeRequest, ungraded
 from bot.grading.keypoints import (
-    STOPWORDS,
     clean_text,
     content_stems,
     extract_key_points,
@@ -75,12 +74,13 @@ from bot.grading.keypoints import (
     normalize_text,
     split_segments,
     stem,
+    stopwords,
     tokens,
     weighted_stems,
 )
 from bot.grading.safety import clean_answer
 
-__all__ = ["FEATURES", "OfflineGrader", "OfflineParams"]
+__all__ = ["FEATURES", "PARAMS_PATH", "OfflineGrader", "OfflineParams", "OfflineParamsError"]
 
 PARAMS_PATH = Path(__file__).resolve().parent / "params.json"
 FEATURES = ("rec", "rec_plain", "prec", "cos", "cos_q", "cos_dem", "kp", "kp_sem", "kp_lex", "len")
@@ -91,9 +91,16 @@ class _Embedder(Protocol):
     def embed(self, texts: Sequence[str]) -> np.ndarray: ...
 
 
+class OfflineParamsError(ValueError):
+    """The parameters file is missing, unreadable or inconsistent."""
+
+
 @dataclass
 class OfflineParams:
-    version: str = "1"
+    """The grader's fitted numbers. The defaults are only a starting point for refitting
+    (``bench/offline_agreement.py --fit``); graders load ``params.json`` (:meth:`load`)."""
+
+    version: str = "unfitted"
     features: tuple[str, ...] = ("rec", "cos", "kp", "len")
     mean: tuple[float, ...] = (0.35, 0.55, 0.45, 0.6)
     scale: tuple[float, ...] = (0.25, 0.18, 0.15, 0.4)
@@ -119,21 +126,37 @@ class OfflineParams:
     extra: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
-    def load(cls, path: Path | None) -> OfflineParams:
+    def load(cls, path: Path | None = None) -> OfflineParams:
+        """The fitted parameters in ``path`` (default: ``params.json`` next to this module).
+
+        The file is required: without it the grader would score with unfitted numbers under a
+        version that claims otherwise. Raises :class:`OfflineParamsError` naming the path.
+        """
         path = path or PARAMS_PATH
-        if not path.exists():
-            return cls()
-        raw = json.loads(path.read_text(encoding="utf-8"))
+        try:
+            raw = json.loads(path.read_text(encoding="utf-8"))
+        except FileNotFoundError as exc:
+            raise OfflineParamsError(
+                f"{path}: the offline grader's parameters file is missing (reinstall the package, "
+                "or refit it with bench/offline_agreement.py --fit)"
+            ) from exc
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise OfflineParamsError(f"{path}: cannot read the offline grader's parameters ({exc})") from exc
+        if not isinstance(raw, dict) or not isinstance(raw.get("version"), str) or not raw["version"]:
+            raise OfflineParamsError(f'{path}: not an offline parameters file (no "version")')
         known = {k: v for k, v in raw.items() if k in cls.__dataclass_fields__}
         for key in ("features", "mean", "scale", "coef"):
             if key in known:
                 known[key] = tuple(known[key])
-        params = cls(**known)
+        try:
+            params = cls(**known)
+        except TypeError as exc:
+            raise OfflineParamsError(f"{path}: {exc}") from exc
         if not (len(params.features) == len(params.mean) == len(params.scale) == len(params.coef)):
-            raise ValueError(f"{path}: features/mean/scale/coef lengths differ")
+            raise OfflineParamsError(f"{path}: features/mean/scale/coef lengths differ")
         unknown = set(params.features) - set(FEATURES)
         if unknown:
-            raise ValueError(f"{path}: unknown features {sorted(unknown)}")
+            raise OfflineParamsError(f"{path}: unknown features {sorted(unknown)}")
         return params
 
 
@@ -239,7 +262,8 @@ def _order_kept(answer_stems: Sequence[str], ref_pos: dict[str, list[int]], wind
 def _demoted_text(text: str, question: str) -> str:
     """The content words of ``text`` that are not in the question (for a question-demoted embedding)."""
     q = {stem(t) for t in tokens(question)}
-    words = [t for t in tokens(text) if t not in STOPWORDS and stem(t) not in q]
+    stop = stopwords()
+    words = [t for t in tokens(text) if t not in stop and stem(t) not in q]
     return " ".join(words[:200]) or " "
 
 
@@ -251,9 +275,13 @@ def _short(text: str, limit: int = 90) -> str:
 class OfflineGrader:
     """Embedding + alignment grader with a tiny learned model. Never raises from ``grade``."""
 
-    def __init__(self, embedder: _Embedder, *, params_path: Path | None = None) -> None:
+    def __init__(
+        self, embedder: _Embedder, *, params_path: Path | None = None, params: OfflineParams | None = None
+    ) -> None:
+        """``params`` (e.g. unfitted ones while refitting) or else the file ``params_path`` (default
+        ``params.json``; a missing or bad file raises :class:`OfflineParamsError`)."""
         self._embedder = embedder
-        self.params = OfflineParams.load(params_path)
+        self.params = params if params is not None else OfflineParams.load(params_path)
         self.prompt_version = f"offline-{self.params.version}"
         self._refs: OrderedDict[tuple[str, str, bool], _Ref] = OrderedDict()
         self._lock = threading.Lock()
