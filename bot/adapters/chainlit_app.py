@@ -16,7 +16,8 @@ import chainlit as cl
 from chainlit.input_widget import MultiSelect, Select, Slider, Switch
 
 from bot.adapters.views import follow_up_md, graded_md, hint_md, question_md, reference_md, schedule_md, source_line
-from bot.practice.coach import LOCAL_USER, Coach, StartRequest, parse_start
+from bot.history.users import LOCAL_USER
+from bot.practice.coach import Coach, StartRequest, parse_start
 from bot.practice.report import build_report, report_figure, report_md
 from bot.practice.session import (
     AppealRequested,
@@ -82,17 +83,6 @@ def _actions(card_id: str, *names: str) -> list[cl.Action]:
         cl.Action(name=n, payload={"card_id": card_id}, label=ACTION_LABELS[n][0], icon=ACTION_LABELS[n][1])
         for n in names
     ]
-
-
-def _defaults(values: dict[str, Any] | None) -> SessionConfig:
-    v = values or {}
-    return SessionConfig(
-        mode=Mode(v.get("mode") or "study"),
-        n_questions=int(v.get("n_questions") or 5),
-        topics=tuple(v.get("topics") or ()),
-        important_first=bool(v.get("important_first", True)),
-        follow_ups=bool(v.get("follow_ups", True)),
-    )
 
 
 @cl.set_starters
@@ -163,7 +153,7 @@ async def on_message(message: cl.Message) -> None:
         text = message.content or ""
         session: InterviewSession | None = cl.user_session.get("session")
         coach = await get_coach()
-        request = parse_start(text, _defaults(cl.user_session.get("prefs")), coach.topics())
+        request = parse_start(text, SessionConfig.from_dict(cl.user_session.get("prefs")), coach.topics())
         if session is None or session.finished or request is not None:
             await _start(coach, session, request, text)
             return
@@ -177,7 +167,7 @@ async def _start(coach: Coach, previous: InterviewSession | None, request: Start
                 content="This session is over. Pick a starter, or type `/drill`, `/interview` or `/review`."
             ).send()
             return
-        request = StartRequest(kind="session", config=_defaults(cl.user_session.get("prefs")))
+        request = StartRequest(kind="session", config=SessionConfig.from_dict(cl.user_session.get("prefs")))
     if request.kind == "progress":
         await _show_progress(coach)
         return

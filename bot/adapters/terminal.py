@@ -20,6 +20,7 @@ from rich.panel import Panel
 from rich.rule import Rule
 
 from bot.adapters.views import follow_up_md, graded_md, hint_md, question_md, reference_md, schedule_md
+from bot.history.users import LOCAL_USER
 from bot.practice.coach import Coach
 from bot.practice.report import build_report, report_md
 from bot.practice.session import (
@@ -134,7 +135,7 @@ async def run_practice(
     *,
     review: bool = False,
     resume: bool = False,
-    user: str = "local",
+    user: str = LOCAL_USER,
     stream: TextIO | None = None,
     console: Console | None = None,
     clock: Callable[[], datetime] | None = None,

@@ -40,6 +40,7 @@ def practice(
     import random
 
     from bot.adapters.terminal import run_practice
+    from bot.knowledge.topics import match_topics
     from bot.practice.coach import Coach
     from bot.practice.session import Mode, SessionConfig
 
@@ -49,8 +50,7 @@ def practice(
     known = coach.topics()
     chosen: list[str] = []
     for wanted in topics:
-        low = wanted.lower()
-        match = [t for t in known if t.lower() == low] or [t for t in known if low in t.lower()]
+        match = match_topics(wanted, known)
         if len(match) != 1:
             raise click.BadParameter(
                 f"{wanted!r} matches {len(match)} topics; choose from: {', '.join(known)}", param_hint="--topic"
