@@ -38,7 +38,8 @@ from bot.evaluation.runner import pearson as ev_pearson  # noqa: E402
 from bot.evaluation.runner import spearman as ev_spearman  # noqa: E402
 from bot.grading.base import GradeRequest  # noqa: E402
 from bot.grading.keypoints import stopwords, tokens  # noqa: E402
-from bot.grading.offline.grader import FEATURES, PARAMS_PATH, OfflineGrader, OfflineParams  # noqa: E402
+from bot.grading.offline.grader import OfflineGrader  # noqa: E402
+from bot.grading.offline.params import FEATURES, PARAMS_PATH, OfflineParams  # noqa: E402
 
 DATA = Path("/work/shared/datasets")
 CACHE = Path("/tmp/offline_grader_bench_cache.pkl")

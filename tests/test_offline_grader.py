@@ -10,7 +10,8 @@ import pytest
 
 from bot.grading.base import ClaimStatus, Grade, GradeRequest
 from bot.grading.keypoints import extract_key_points, function_words, negations, stopwords
-from bot.grading.offline.grader import PARAMS_PATH, OfflineGrader, OfflineParams, OfflineParamsError
+from bot.grading.offline.grader import OfflineGrader
+from bot.grading.offline.params import PARAMS_PATH, OfflineParams, OfflineParamsError
 from bot.grading.safety import clean_answer
 from bot.knowledge.notes import parse_file
 
