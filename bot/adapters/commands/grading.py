@@ -35,7 +35,7 @@ def grade(
     if answer == "-":
         answer = sys.stdin.read()
     if bool(question) == bool(card_id):
-        raise click.UsageError("give exactly one of --question or --card", click.get_current_context())
+        raise click.UsageError("give exactly one of --question or --card")
     store = None
     if card_id:
         store = open_store(settings)
@@ -96,7 +96,7 @@ def eval_command(
 
     settings = get_settings()
     if simulate == bool(dataset):
-        raise click.UsageError("give a DATASET.jsonl or --simulate (not both)", click.get_current_context())
+        raise click.UsageError("give a DATASET.jsonl or --simulate (not both)")
     grader = make_grader(settings, kind=kind, mode="eval")
     if simulate:
         from bot.evaluation.simulate import simulate as run_simulation
