@@ -37,8 +37,9 @@ sys.path.insert(0, str(ROOT))
 from bot.evaluation.metrics import pearson as ev_pearson  # noqa: E402
 from bot.evaluation.metrics import spearman as ev_spearman  # noqa: E402
 from bot.grading.base import GradeRequest  # noqa: E402
-from bot.grading.keypoints import STOPWORDS, tokens  # noqa: E402
-from bot.grading.offline.grader import FEATURES, PARAMS_PATH, OfflineGrader, OfflineParams  # noqa: E402
+from bot.grading.keypoints import stopwords, tokens  # noqa: E402
+from bot.grading.offline.grader import OfflineGrader  # noqa: E402
+from bot.grading.offline.params import FEATURES, PARAMS_PATH, OfflineParams  # noqa: E402
 
 DATA = Path("/work/shared/datasets")
 CACHE = Path("/tmp/offline_grader_bench_cache.pkl")
@@ -133,7 +134,7 @@ def baselines(rows: list[dict[str, object]], emb: CachingEmbedder) -> dict[str, 
     cos = np.sum(rv * av, axis=1)
     rec = []
     for ref, ans in zip(refs, answers, strict=True):
-        rt = {t for t in tokens(ref) if t not in STOPWORDS}
+        rt = {t for t in tokens(ref) if t not in stopwords()}
         at = set(tokens(ans))
         rec.append(len(rt & at) / len(rt) if rt else 0.0)
     recall = np.array(rec)
@@ -236,7 +237,7 @@ def main() -> None:
         reqs = requests_for([r for _, r in rows])
         y = targets([r for _, r in rows])
         dsn = np.array([ds for ds, _ in rows])
-        g = OfflineGrader(emb, params_path=Path("/nonexistent"))
+        g = OfflineGrader(emb, params=OfflineParams())
         feats = g.feature_matrix(reqs)
         emb.save()
         ok = ~np.isnan(feats).any(axis=1)
@@ -353,7 +354,7 @@ def main() -> None:
     dt = time.perf_counter() - t
     words = statistics.mean(len(r.answer.split()) for r in long_batch)
     print(f"grade_many: 2000 interview-length answers in {dt:.1f}s ({words:.0f} words on average)")
-    digest = hashlib.sha1(PARAMS_PATH.read_bytes()).hexdigest()[:10] if PARAMS_PATH.exists() else "defaults"
+    digest = hashlib.sha1(PARAMS_PATH.read_bytes()).hexdigest()[:10]
     print(f"params: {digest}")
 
 

@@ -345,3 +345,29 @@ def test_password_sign_in_checks_configured_users(monkeypatch: pytest.MonkeyPatc
     assert authenticate(settings, "alice", "s3cret") == "alice"
     assert authenticate(settings, "alice", "wrong") is None
     assert authenticate(settings, "mallory", "s3cret") is None
+
+
+async def test_chainlit_constructors_sleep_only_without_the_patch(monkeypatch: pytest.MonkeyPatch) -> None:
+    """``bot.adapters.web`` drops the 1 ms ``time.sleep`` of ``cl.Message`` / ``cl.Step`` (pinned
+    Chainlit): this fails when Chainlit stops sleeping (drop the patch) or the patch stops applying."""
+    import time
+
+    import chainlit as cl
+
+    from bot.adapters.web import unblock_chainlit_constructors
+
+    modules = [importlib.import_module(name) for name in ("chainlit.message", "chainlit.step")]
+    for module in modules:
+        monkeypatch.setattr(module, "time", time)  # unpatched, and restored after the test
+    slept: list[float] = []
+    monkeypatch.setattr(time, "sleep", slept.append)
+    async with chat():
+        cl.Message(content="x")
+        cl.Step(name="s")
+        assert slept == [0.001, 0.001]
+        unblock_chainlit_constructors()
+        slept.clear()
+        cl.Message(content="x")
+        cl.Step(name="s")
+        assert slept == []
+    assert all(module.time.monotonic is time.monotonic for module in modules)  # the rest of `time` is kept

@@ -201,3 +201,25 @@ def test_eval_langsmith_experiment(tmp_path: Path, monkeypatch: pytest.MonkeyPat
     assert summary["dataset_name"] == "mini" and summary["n"] == 2
     assert summary["experiment_name"].startswith("offline-test")
     assert len(langsmith_recorder.examples) == 2 and langsmith_recorder.feedback
+
+
+def test_eval_langsmith_unavailable_exits_3(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import bot.evaluation.langsmith as langsmith
+
+    def down(*args: Any, **kwargs: Any) -> Any:
+        raise langsmith.LangSmithUnavailable("LangSmith at http://127.0.0.1:9 does not answer")
+
+    monkeypatch.setattr(langsmith, "run_langsmith_experiment", down)
+    data = tmp_path / "one.jsonl"
+    row = {"question": "q", "reference_answer": "r", "student_answer": "a", "score": 1, "score_max": 1}
+    data.write_text(json.dumps(row) + "\n")
+    code, out, err = run("eval", str(data), "--grader", "offline", "--langsmith")
+    assert (code, out) == (3, "")
+    assert err.strip() == "Error: LangSmith at http://127.0.0.1:9 does not answer"
+
+
+def test_usage_errors_name_the_option() -> None:
+    code, _, err = run("grade", "--card", "nope", "--answer", "x")
+    assert code == 2 and "--card" in err and "no card with id 'nope'" in err
+    code, _, err = run("grade", "--answer", "x")
+    assert code == 2 and "Usage: cli grade" in err and "exactly one of --question or --card" in err

@@ -45,6 +45,24 @@ def test_parse_start_unknown_topic_and_non_commands() -> None:
     assert parse_start("/hint", SessionConfig(), TOPICS) is None
 
 
+def test_match_topics_exact_name_before_parts() -> None:
+    from bot.knowledge.topics import match_topics
+
+    topics = ["NLP", "NLP & embeddings", "Transformers & attention"]
+    assert match_topics(" nlp ", topics) == ["NLP"]
+    assert match_topics("EMBED", topics) == ["NLP & embeddings"]
+    assert match_topics("&", topics) == ["NLP & embeddings", "Transformers & attention"]
+    assert match_topics("quantum", topics) == []
+
+
+def test_session_config_from_stored_dict_and_settings_panel() -> None:
+    config = SessionConfig(mode=Mode.INTERVIEW, n_questions=7, topics=("NLP",), follow_ups=False, max_follow_ups=1)
+    assert SessionConfig.from_dict(config.as_dict()) == config
+    assert SessionConfig.from_dict(None) == SessionConfig()
+    panel = {"mode": None, "n_questions": None, "topics": None, "important_first": False}  # unset widgets
+    assert SessionConfig.from_dict(panel) == SessionConfig(important_first=False)
+
+
 def test_coach_opens_and_builds_sessions(seeded: Path) -> None:
     from bot.settings import Settings
 

@@ -247,3 +247,11 @@ def test_display_question_rules() -> None:
     assert display_question("## Q: how does adam work ?") == "How does Adam work?"
     assert display_question("#IMPORTANT what is dropout?") == "What is dropout?"
     assert display_question("cross validation?") == "What is cross validation?"
+
+
+def test_strip_code_fence() -> None:
+    from bot.knowledge.text import strip_code_fence
+
+    assert strip_code_fence('```json\n{"a": 1}\n```\n') == '{"a": 1}'
+    assert strip_code_fence('```\n{"a": 1}```') == '{"a": 1}'
+    assert strip_code_fence(' {"a": "```"} ') == '{"a": "```"}'

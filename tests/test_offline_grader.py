@@ -9,8 +9,9 @@ from typing import Any
 import pytest
 
 from bot.grading.base import ClaimStatus, Grade, GradeRequest
-from bot.grading.keypoints import extract_key_points
-from bot.grading.offline.grader import PARAMS_PATH, OfflineGrader
+from bot.grading.keypoints import extract_key_points, function_words, negations, stopwords
+from bot.grading.offline.grader import OfflineGrader
+from bot.grading.offline.params import PARAMS_PATH, OfflineParams, OfflineParamsError
 from bot.grading.safety import clean_answer
 from bot.knowledge.notes import parse_file
 
@@ -258,3 +259,65 @@ def test_internal_failure_becomes_ungraded(cards: dict[str, Any]) -> None:
 
     grade = OfflineGrader(Broken()).grade(_req(cards[CASES[0][0]], "anything at all"))
     assert not grade.graded and grade.ungraded_reason.startswith("offline grader failed")
+
+
+DROPOUT = (
+    "Dropout randomly deactivates neurons during training so the network cannot rely on any one of them, which "
+    "reduces overfitting. At inference time every neuron is used and the activations are scaled."
+)
+F1 = (
+    "The F1 score is the harmonic mean of precision and recall. It is useful when the classes are imbalanced, "
+    "because accuracy can then be misleading."
+)
+# Exact scores of params.json (version 1), so a change of parameters or text plumbing can't pass
+# silently: after a deliberate change (a refit), bump "version" in params.json and update these.
+PINNED: list[tuple[str, str, str, float, str]] = [
+    ("What is dropout?", DROPOUT, DROPOUT, 10.0, "excellent"),
+    (
+        "What is dropout?",
+        DROPOUT,
+        "During training dropout turns off random neurons so the network overfits less.",
+        5.7,
+        "partial",
+    ),
+    ("What is dropout?", DROPOUT, "Dropout is a learning rate schedule that lowers the rate every epoch.", 3.7, "weak"),
+    (
+        "What is the F1 score?",
+        F1,
+        "It is the harmonic mean of precision and recall, good for imbalanced classes.",
+        7.1,
+        "good",
+    ),
+    ("What is the F1 score?", F1, "F1 is precision.", 4.3, "partial"),
+    ("What is the F1 score?", F1, "I don't know", 0.0, "wrong"),
+]
+
+
+def test_pinned_scores(grader: OfflineGrader) -> None:
+    assert grader.prompt_version == "offline-1"
+    requests = [GradeRequest(question=q, reference=ref, answer=a) for q, ref, a, _, _ in PINNED]
+    got = [(g.score, g.band.value if g.band else None) for g in grader.grade_many(requests)]
+    assert got == [(score, band) for *_, score, band in PINNED]
+
+
+def test_params_file_is_required(tmp_path: Path, local_embedder: Any) -> None:
+    missing = tmp_path / "nope.json"
+    with pytest.raises(OfflineParamsError) as info:
+        OfflineGrader(local_embedder, params_path=missing)
+    assert str(missing) in str(info.value) and "missing" in str(info.value)
+    bad = tmp_path / "bad.json"
+    for text, message in [("{not json", "cannot read"), ('{"features": []}', "version"), ("[1, 2]", "version")]:
+        bad.write_text(text)
+        with pytest.raises(OfflineParamsError) as info:
+            OfflineParams.load(bad)
+        assert str(bad) in str(info.value) and message in str(info.value)
+    copy = tmp_path / "params.json"
+    copy.write_text(PARAMS_PATH.read_text(encoding="utf-8").replace('"version": "1"', '"version": "test"'))
+    assert OfflineGrader(local_embedder, params_path=copy).prompt_version == "offline-test"
+    assert OfflineGrader(local_embedder, params=OfflineParams()).prompt_version == "offline-unfitted"
+
+
+def test_word_lists_are_data() -> None:
+    assert {"the", "because", "which"} <= function_words() < stopwords()
+    assert {"basically", "stuff"} <= stopwords() - function_words()
+    assert {"not", "never", "dont"} <= negations()

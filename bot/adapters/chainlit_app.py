@@ -16,14 +16,25 @@ import chainlit as cl
 from chainlit.input_widget import MultiSelect, Select, Slider, Switch
 
 from bot.adapters.load import LoadAwareGrader
-from bot.adapters.views import follow_up_md, graded_md, hint_md, question_md, reference_md, schedule_md, source_line
-from bot.grading.base import Grader
-from bot.practice.coach import LOCAL_USER, Coach, StartRequest, parse_start
+from bot.adapters.views import (
+    SessionRenderer,
+    follow_up_md,
+    graded_md,
+    hint_md,
+    question_md,
+    reference_md,
+    schedule_md,
+    source_line,
+)
+from bot.grading.base import Grade, Grader
+from bot.history.users import LOCAL_USER
+from bot.practice.coach import Coach, StartRequest, parse_start
 from bot.practice.commands import Command
 from bot.practice.events import (
     AppealRequested,
     Asked,
     Closed,
+    Event,
     Feedback,
     Finished,
     FollowUpAsked,
@@ -90,17 +101,6 @@ def _actions(card_id: str, *names: str) -> list[cl.Action]:
         cl.Action(name=n, payload={"card_id": card_id}, label=ACTION_LABELS[n][0], icon=ACTION_LABELS[n][1])
         for n in names
     ]
-
-
-def _defaults(values: dict[str, Any] | None) -> SessionConfig:
-    v = values or {}
-    return SessionConfig(
-        mode=Mode(v.get("mode") or "study"),
-        n_questions=int(v.get("n_questions") or 5),
-        topics=tuple(v.get("topics") or ()),
-        important_first=bool(v.get("important_first", True)),
-        follow_ups=bool(v.get("follow_ups", True)),
-    )
 
 
 @cl.set_starters
@@ -171,7 +171,7 @@ async def on_message(message: cl.Message) -> None:
         text = message.content or ""
         session: InterviewSession | None = cl.user_session.get("session")
         coach = await get_coach()
-        request = parse_start(text, _defaults(cl.user_session.get("prefs")), coach.topics())
+        request = parse_start(text, SessionConfig.from_dict(cl.user_session.get("prefs")), coach.topics())
         if session is None or session.finished or request is not None:
             await _start(coach, session, request, text)
             return
@@ -185,7 +185,7 @@ async def _start(coach: Coach, previous: InterviewSession | None, request: Start
                 content="This session is over. Pick a starter, or type `/drill`, `/interview` or `/review`."
             ).send()
             return
-        request = StartRequest(kind="session", config=_defaults(cl.user_session.get("prefs")))
+        request = StartRequest(kind="session", config=SessionConfig.from_dict(cl.user_session.get("prefs")))
     if request.kind == "progress":
         await _show_progress(coach)
         return
@@ -264,111 +264,137 @@ async def _progress(session: InterviewSession, current: int | None) -> None:
     await tasks.send()
 
 
-async def _render(session: InterviewSession, events: AsyncIterator[Any], *, under: str | None = None) -> None:
+async def _render(session: InterviewSession, events: AsyncIterator[Event], *, under: str | None = None) -> None:
     """Turn the core's events into messages, steps and elements (steps nest under ``under``, the
     user's answer, when given)."""
-    grade_step: cl.Step | None = None
-    steps_sent: asyncio.Future[Any] | None = None
-    stream: cl.Message | None = None
-    pending, flushed = "", 0.0
-    loop = asyncio.get_running_loop()
+    renderer = _ChatRenderer(session, under)
     async for event in events:
-        if isinstance(event, Asked):
-            await cl.Message(
-                content=question_md(
-                    event.card, event.number, event.total, retry=event.retry, resumed=event.resumed, leech=event.leech
-                ),
-                actions=_actions(event.card.id, "hint", "skip", "reveal", "end"),
-            ).send()
-            await _progress(session, event.number)
-        elif isinstance(event, FollowUpAsked):
-            await cl.Message(
-                content=follow_up_md(event.text, event.number, event.of),
-                actions=_actions(event.card.id, "hint", "next", "end"),
-            ).send()
-        elif isinstance(event, Grading):
-            grade_step = cl.Step(name="Grade", type="llm", default_open=False, parent_id=under)
-            grade_step.input = f"{event.kind.value}: {event.card.display_question}"
-            # Sent in the background: the answer goes to the grader first, the UI catches up.
-            steps_sent = asyncio.ensure_future(grade_step.send())
-        elif isinstance(event, Retrieved):
-            step = cl.Step(name="Retrieve reference", type="retrieval", parent_id=grade_step.id if grade_step else None)
-            step.output = "\n".join(
-                [f"reference: {source_line(event.card)}"]
-                + [f"- {h.score:.2f} {h.card.display_question}" for h in event.retrieval.passages]
+        await renderer.show(event)
+
+
+class _ChatRenderer(SessionRenderer[Awaitable[None]]):
+    """One ``_render`` call: the grade step, the streamed feedback message and what is still to flush."""
+
+    def __init__(self, session: InterviewSession, under: str | None) -> None:
+        self.session = session
+        self.under = under
+        self.grade_step: cl.Step | None = None
+        self.steps_sent: asyncio.Future[Any] | None = None
+        self.stream: cl.Message | None = None
+        self.pending, self.flushed = "", 0.0
+
+    async def asked(self, event: Asked) -> None:
+        await cl.Message(
+            content=question_md(
+                event.card, event.number, event.total, retry=event.retry, resumed=event.resumed, leech=event.leech
+            ),
+            actions=_actions(event.card.id, "hint", "skip", "reveal", "end"),
+        ).send()
+        await _progress(self.session, event.number)
+
+    async def follow_up_asked(self, event: FollowUpAsked) -> None:
+        await cl.Message(
+            content=follow_up_md(event.text, event.number, event.of),
+            actions=_actions(event.card.id, "hint", "next", "end"),
+        ).send()
+
+    async def grading(self, event: Grading) -> None:
+        self.grade_step = cl.Step(name="Grade", type="llm", default_open=False, parent_id=self.under)
+        self.grade_step.input = f"{event.kind.value}: {event.card.display_question}"
+        # Sent in the background: the answer goes to the grader first, the UI catches up.
+        self.steps_sent = asyncio.ensure_future(self.grade_step.send())
+
+    async def retrieved(self, event: Retrieved) -> None:
+        parent = self.grade_step.id if self.grade_step else None
+        step = cl.Step(name="Retrieve reference", type="retrieval", parent_id=parent)
+        step.output = "\n".join(
+            [f"reference: {source_line(event.card)}"]
+            + [f"- {h.score:.2f} {h.card.display_question}" for h in event.retrieval.passages]
+        )
+        step.end = datetime.now(UTC).isoformat()
+        self.steps_sent = asyncio.ensure_future(_in_order(self.steps_sent, step.send()))  # after its parent
+
+    async def feedback(self, event: Feedback) -> None:
+        if self.session.config.mode is not Mode.STUDY:  # interview mode may follow up first: no live grade
+            return
+        self.pending += event.text
+        now = asyncio.get_running_loop().time()
+        if now - self.flushed >= STREAM_FLUSH_S:  # a few updates a second, not one per token
+            if self.stream is None:
+                self.stream = cl.Message(content="")
+            await self.stream.stream_token(self.pending)
+            self.pending, self.flushed = "", now
+
+    async def _close_grade_step(self, grade: Grade) -> None:
+        if self.steps_sent is not None:
+            await self.steps_sent
+            self.steps_sent = None
+        if self.grade_step is not None:
+            self.grade_step.output = (
+                f"{grade.grader}: {grade.score:.1f}/10 ({grade.band.value if grade.band else ''})"
+                if grade.graded
+                else f"{grade.grader}: ungraded — {grade.ungraded_reason}"
             )
-            step.end = datetime.now(UTC).isoformat()
-            steps_sent = asyncio.ensure_future(_in_order(steps_sent, step.send()))  # after its parent
-        elif isinstance(event, Feedback):
-            if session.config.mode is Mode.STUDY:  # interview mode may follow up first: no live grade
-                pending += event.text
-                now = loop.time()
-                if now - flushed >= STREAM_FLUSH_S:  # a few updates a second, not one per token
-                    if stream is None:
-                        stream = cl.Message(content="")
-                    await stream.stream_token(pending)
-                    pending, flushed = "", now
-        elif isinstance(event, Graded):
-            grade = event.grade
-            if steps_sent is not None:
-                await steps_sent
-                steps_sent = None
-            if grade_step is not None:
-                grade_step.output = (
-                    f"{grade.grader}: {grade.score:.1f}/10 ({grade.band.value if grade.band else ''})"
-                    if grade.graded
-                    else f"{grade.grader}: ungraded — {grade.ungraded_reason}"
-                )
-                grade_step.end = datetime.now(UTC).isoformat()
-                await grade_step.update()
-                grade_step = None
-            if event.follow_up_next:
-                if stream is not None:
-                    await stream.remove()
-                    stream = None
-                await _delivered()
-                continue  # the interviewer probes first; the question's grade comes after the follow-ups
-            names = ["retry", "appeal"] + (["reveal"] if session.config.mode is Mode.INTERVIEW else [])
-            content = graded_md(
-                grade,
-                event.card,
-                show_reference=event.show_reference,
-                previous=event.previous,
-                kind=event.attempt.kind.value,
-            )
-            if stream is not None:
-                stream.content = content
-                stream.actions = _actions(event.card.id, *names)
-                await stream.update()
-                stream = None
-            else:
-                await cl.Message(content=content, actions=_actions(event.card.id, *names)).send()
+            self.grade_step.end = datetime.now(UTC).isoformat()
+            await self.grade_step.update()
+            self.grade_step = None
+
+    async def graded(self, event: Graded) -> None:
+        await self._close_grade_step(event.grade)
+        if event.follow_up_next:
+            if self.stream is not None:
+                await self.stream.remove()
+                self.stream = None
             await _delivered()
-            # Grades first: what follows a shown grade (scheduling, the next question) waits a moment
-            # while other users' grades are still on their way out.
-            await _settle()
-        elif isinstance(event, Hint):
-            await cl.Message(content=hint_md(event.point, event.used)).send()
-        elif isinstance(event, Reference):
-            await cl.Message(content=reference_md(event.card)).send()
-        elif isinstance(event, Skipped):
-            await cl.Message(content=f"Skipped: _{event.card.display_question}_").send()
-        elif isinstance(event, AppealRequested):
-            await cl.Message(
-                content=(
-                    f"Tell me why you think your answer to _{event.card.display_question}_ deserved more. "
-                    "Your next message is your argument; I'll re-grade with it and keep both grades."
-                )
-            ).send()
-        elif isinstance(event, Notice):
-            await cl.Message(content=event.text).send()
-        elif isinstance(event, Closed):
-            line = schedule_md(event.receipt, datetime.now(UTC))
-            if line and getattr(event.receipt, "rating", None) is not None:
-                await cl.Message(content=line, actions=_actions(event.card.id, "rate")).send()
-        elif isinstance(event, Finished):
-            await _progress(session, None)
-            await _report(session)
+            return  # the interviewer probes first; the question's grade comes after the follow-ups
+        names = ["retry", "appeal"] + (["reveal"] if self.session.config.mode is Mode.INTERVIEW else [])
+        content = graded_md(
+            event.grade,
+            event.card,
+            show_reference=event.show_reference,
+            previous=event.previous,
+            kind=event.attempt.kind.value,
+        )
+        if self.stream is not None:
+            self.stream.content = content
+            self.stream.actions = _actions(event.card.id, *names)
+            await self.stream.update()
+            self.stream = None
+        else:
+            await cl.Message(content=content, actions=_actions(event.card.id, *names)).send()
+        await _delivered()
+        # Grades first: what follows a shown grade (scheduling, the next question) waits a moment
+        # while other users' grades are still on their way out.
+        await _settle()
+
+    async def hint(self, event: Hint) -> None:
+        await cl.Message(content=hint_md(event.point, event.used)).send()
+
+    async def reference(self, event: Reference) -> None:
+        await cl.Message(content=reference_md(event.card)).send()
+
+    async def skipped(self, event: Skipped) -> None:
+        await cl.Message(content=f"Skipped: _{event.card.display_question}_").send()
+
+    async def appeal_requested(self, event: AppealRequested) -> None:
+        await cl.Message(
+            content=(
+                f"Tell me why you think your answer to _{event.card.display_question}_ deserved more. "
+                "Your next message is your argument; I'll re-grade with it and keep both grades."
+            )
+        ).send()
+
+    async def notice(self, event: Notice) -> None:
+        await cl.Message(content=event.text).send()
+
+    async def closed(self, event: Closed) -> None:
+        line = schedule_md(event.receipt, datetime.now(UTC))
+        if line and getattr(event.receipt, "rating", None) is not None:
+            await cl.Message(content=line, actions=_actions(event.card.id, "rate")).send()
+
+    async def finished(self, event: Finished) -> None:
+        await _progress(self.session, None)
+        await _report(self.session)
 
 
 async def _in_order(first: asyncio.Future[Any] | None, then: Awaitable[Any]) -> None:

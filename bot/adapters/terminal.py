@@ -12,20 +12,30 @@ import random
 import sys
 from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime
-from typing import Any, TextIO
+from typing import TextIO
 
 from rich.console import Console
 from rich.markdown import Markdown
 from rich.panel import Panel
 from rich.rule import Rule
 
-from bot.adapters.views import follow_up_md, graded_md, hint_md, question_md, reference_md, schedule_md
+from bot.adapters.views import (
+    SessionRenderer,
+    follow_up_md,
+    graded_md,
+    hint_md,
+    question_md,
+    reference_md,
+    schedule_md,
+)
+from bot.history.users import LOCAL_USER
 from bot.practice.coach import Coach
 from bot.practice.commands import Command
 from bot.practice.events import (
     AppealRequested,
     Asked,
     Closed,
+    Event,
     Feedback,
     Finished,
     FollowUpAsked,
@@ -34,6 +44,7 @@ from bot.practice.events import (
     Hint,
     Notice,
     Reference,
+    Retrieved,
     Skipped,
 )
 from bot.practice.report import build_report, report_md
@@ -61,7 +72,7 @@ def read_answer(stream: TextIO) -> str | None:
         lines.append(text)
 
 
-class TerminalRenderer:
+class TerminalRenderer(SessionRenderer[None]):
     def __init__(self, console: Console, session: InterviewSession, clock: Callable[[], datetime]) -> None:
         self.console = console
         self.session = session
@@ -71,59 +82,71 @@ class TerminalRenderer:
     def md(self, text: str) -> None:
         self.console.print(Markdown(text))
 
-    async def render(self, events: AsyncIterator[Any]) -> None:
+    async def render(self, events: AsyncIterator[Event]) -> None:
         async for event in events:
             self.show(event)
 
-    def show(self, event: Any) -> None:
-        c = self.console
-        if isinstance(event, Asked):
-            c.print(Rule())
-            self.md(
-                question_md(
-                    event.card, event.number, event.total, retry=event.retry, resumed=event.resumed, leech=event.leech
-                )
+    def asked(self, event: Asked) -> None:
+        self.console.print(Rule())
+        self.md(
+            question_md(
+                event.card, event.number, event.total, retry=event.retry, resumed=event.resumed, leech=event.leech
             )
-            c.print(f"[dim]{PROMPT_HELP}[/dim]")
-        elif isinstance(event, FollowUpAsked):
-            self.md(follow_up_md(event.text, event.number, event.of))
-        elif isinstance(event, Grading):
-            c.print("[dim]grading…[/dim]")
-        elif isinstance(event, Feedback):
-            if self.session.config.mode is Mode.STUDY:
-                c.print(event.text, end="", markup=False, highlight=False)
-                self._streaming = True
-        elif isinstance(event, Graded):
-            if self._streaming:
-                c.print()
-                self._streaming = False
-            if event.follow_up_next:
-                return
-            body = graded_md(
-                event.grade,
-                event.card,
-                show_reference=event.show_reference,
-                previous=event.previous,
-                kind=event.attempt.kind.value,
-            )
-            c.print(Panel(Markdown(body), title="grade", expand=True))
-        elif isinstance(event, Closed):
-            line = schedule_md(event.receipt, self.clock())
-            if line:
-                self.md(line)
-        elif isinstance(event, Hint):
-            self.md(hint_md(event.point, event.used))
-        elif isinstance(event, Reference):
-            self.md(reference_md(event.card))
-        elif isinstance(event, Skipped):
-            c.print(f"[yellow]Skipped:[/yellow] {event.card.display_question}", markup=True, highlight=False)
-        elif isinstance(event, AppealRequested):
-            c.print("Why do you think you were right? Your next answer is your argument.")
-        elif isinstance(event, Notice):
-            c.print(event.text, style="yellow" if event.level == "warning" else None, markup=False)
-        elif isinstance(event, Finished):
-            c.print(Rule("report"))
-            self.md(report_md(build_report(self.session)))
+        )
+        self.console.print(f"[dim]{PROMPT_HELP}[/dim]")
+
+    def follow_up_asked(self, event: FollowUpAsked) -> None:
+        self.md(follow_up_md(event.text, event.number, event.of))
+
+    def retrieved(self, event: Retrieved) -> None:
+        pass  # the terminal shows no retrieval step
+
+    def grading(self, event: Grading) -> None:
+        self.console.print("[dim]grading…[/dim]")
+
+    def feedback(self, event: Feedback) -> None:
+        if self.session.config.mode is Mode.STUDY:
+            self.console.print(event.text, end="", markup=False, highlight=False)
+            self._streaming = True
+
+    def graded(self, event: Graded) -> None:
+        if self._streaming:
+            self.console.print()
+            self._streaming = False
+        if event.follow_up_next:
+            return
+        body = graded_md(
+            event.grade,
+            event.card,
+            show_reference=event.show_reference,
+            previous=event.previous,
+            kind=event.attempt.kind.value,
+        )
+        self.console.print(Panel(Markdown(body), title="grade", expand=True))
+
+    def closed(self, event: Closed) -> None:
+        line = schedule_md(event.receipt, self.clock())
+        if line:
+            self.md(line)
+
+    def hint(self, event: Hint) -> None:
+        self.md(hint_md(event.point, event.used))
+
+    def reference(self, event: Reference) -> None:
+        self.md(reference_md(event.card))
+
+    def skipped(self, event: Skipped) -> None:
+        self.console.print(f"[yellow]Skipped:[/yellow] {event.card.display_question}", markup=True, highlight=False)
+
+    def appeal_requested(self, event: AppealRequested) -> None:
+        self.console.print("Why do you think you were right? Your next answer is your argument.")
+
+    def notice(self, event: Notice) -> None:
+        self.console.print(event.text, style="yellow" if event.level == "warning" else None, markup=False)
+
+    def finished(self, event: Finished) -> None:
+        self.console.print(Rule("report"))
+        self.md(report_md(build_report(self.session)))
 
 
 async def run_practice(
@@ -132,7 +155,7 @@ async def run_practice(
     *,
     review: bool = False,
     resume: bool = False,
-    user: str = "local",
+    user: str = LOCAL_USER,
     stream: TextIO | None = None,
     console: Console | None = None,
     clock: Callable[[], datetime] | None = None,

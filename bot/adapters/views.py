@@ -1,14 +1,33 @@
-"""Markdown for the chat and terminal: framework-free, so every adapter shows the same thing."""
+"""Markdown for the chat and terminal, and the one dispatch of session events: framework-free,
+so every adapter shows the same thing."""
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from datetime import datetime
-from typing import Any
+from typing import Any, Generic, TypeVar, assert_never
 
 from bot.grading.base import Grade
 from bot.knowledge.cards import Card
+from bot.practice.events import (
+    AppealRequested,
+    Asked,
+    Closed,
+    Event,
+    Feedback,
+    Finished,
+    FollowUpAsked,
+    Graded,
+    Grading,
+    Hint,
+    Notice,
+    Reference,
+    Retrieved,
+    Skipped,
+)
 
 __all__ = [
+    "SessionRenderer",
     "follow_up_md",
     "grade_md",
     "graded_md",
@@ -123,3 +142,81 @@ def schedule_md(receipt: Any, now: datetime) -> str:
     due = getattr(receipt, "due", None)
     tail = f" · next review {when(due, now)}" if due is not None else ""
     return f"_Rated **{name}**{tail}._"
+
+
+R = TypeVar("R")
+
+
+class SessionRenderer(ABC, Generic[R]):
+    """How an adapter shows a session: one method per event. :meth:`show` is the one dispatch all
+    adapters share (the terminal's methods return None, the chat's are coroutines to await)."""
+
+    def show(self, event: Event) -> R:
+        match event:
+            case Asked():
+                return self.asked(event)
+            case FollowUpAsked():
+                return self.follow_up_asked(event)
+            case Retrieved():
+                return self.retrieved(event)
+            case Grading():
+                return self.grading(event)
+            case Feedback():
+                return self.feedback(event)
+            case Graded():
+                return self.graded(event)
+            case Hint():
+                return self.hint(event)
+            case Reference():
+                return self.reference(event)
+            case Skipped():
+                return self.skipped(event)
+            case AppealRequested():
+                return self.appeal_requested(event)
+            case Notice():
+                return self.notice(event)
+            case Closed():
+                return self.closed(event)
+            case Finished():
+                return self.finished(event)
+            case _:
+                assert_never(event)
+
+    @abstractmethod
+    def asked(self, event: Asked) -> R: ...
+
+    @abstractmethod
+    def follow_up_asked(self, event: FollowUpAsked) -> R: ...
+
+    @abstractmethod
+    def retrieved(self, event: Retrieved) -> R: ...
+
+    @abstractmethod
+    def grading(self, event: Grading) -> R: ...
+
+    @abstractmethod
+    def feedback(self, event: Feedback) -> R: ...
+
+    @abstractmethod
+    def graded(self, event: Graded) -> R: ...
+
+    @abstractmethod
+    def hint(self, event: Hint) -> R: ...
+
+    @abstractmethod
+    def reference(self, event: Reference) -> R: ...
+
+    @abstractmethod
+    def skipped(self, event: Skipped) -> R: ...
+
+    @abstractmethod
+    def appeal_requested(self, event: AppealRequested) -> R: ...
+
+    @abstractmethod
+    def notice(self, event: Notice) -> R: ...
+
+    @abstractmethod
+    def closed(self, event: Closed) -> R: ...
+
+    @abstractmethod
+    def finished(self, event: Finished) -> R: ...

@@ -17,32 +17,37 @@ from __future__ import annotations
 
 import os
 import time
+import types
 from pathlib import Path
-from typing import Any
 
 __all__ = ["serve", "unblock_chainlit_constructors"]
 
 
-class _TimeWithoutSleep:
-    """The ``time`` module, except that ``sleep`` returns at once."""
+def _no_sleep(seconds: float) -> None:
+    """Return at once."""
 
-    def __getattr__(self, name: str) -> Any:
-        return getattr(time, name)
 
-    @staticmethod
-    def sleep(seconds: float) -> None:
-        return None
+def _time_without_sleep() -> types.ModuleType:
+    """A copy of the ``time`` module whose ``sleep`` returns at once."""
+    clone = types.ModuleType(time.__name__, time.__doc__)
+    clone.__dict__.update({k: v for k, v in vars(time).items() if not k.startswith("__")} | {"sleep": _no_sleep})
+    return clone
 
 
 def unblock_chainlit_constructors() -> None:
-    """Drop the 1 ms blocking sleep from ``chainlit.Message`` and ``chainlit.Step`` construction."""
+    """Drop the 1 ms blocking sleep from ``chainlit.Message`` and ``chainlit.Step`` construction.
+
+    Both modules call ``time.sleep`` through their module global ``time``, which is swapped for a
+    copy without the sleep. ``tests/test_chainlit_app.py`` checks against the pinned Chainlit that
+    the constructors still sleep without this and no longer do with it.
+    """
     import importlib
 
     # by module path: ``chainlit.step`` the attribute is the @step decorator, not the module
     for name in ("chainlit.message", "chainlit.step"):
         module = importlib.import_module(name)
         if getattr(module, "time", None) is time:
-            module.time = _TimeWithoutSleep()  # type: ignore[attr-defined]
+            module.time = _time_without_sleep()  # type: ignore[attr-defined]
 
 
 def serve(host: str, port: int, *, app_path: Path | None = None) -> None:

@@ -44,8 +44,9 @@ from typing import Any
 
 from bot.evaluation.runner import agrade_requests
 from bot.grading.base import Grader, GradeRequest
-from bot.grading.keypoints import STOPWORDS, clean_text, extract_key_points, tokens
+from bot.grading.keypoints import clean_text, extract_key_points, stopwords, tokens
 from bot.knowledge.cards import Card
+from bot.knowledge.text import is_shouted, strip_code_fence
 
 __all__ = [
     "CHECKS",
@@ -207,14 +208,9 @@ class SimulationReport:
 # --------------------------------------------------------------------------- candidates
 
 
-def _is_shouted(text: str) -> bool:
-    letters = [ch for ch in text if ch.isalpha()]
-    return len(letters) >= 4 and sum(ch.isupper() for ch in letters) / len(letters) > 0.7
-
-
 def _reword(point: str) -> str:
     text = " ".join(point.split())
-    if _is_shouted(text):
+    if is_shouted(text):
         text = text.lower()
 
     def swap(m: re.Match[str]) -> str:
@@ -296,7 +292,8 @@ def _wrong(card: Card, other: Card | None, rng: random.Random) -> str:
 
 def _stuffed(card: Card, rng: random.Random) -> str:
     toks = tokens(clean_text(card.answer))
-    words = list(dict.fromkeys(t for t in toks if t not in STOPWORDS and len(t) > 1)) or list(dict.fromkeys(toks))
+    stop = stopwords()
+    words = list(dict.fromkeys(t for t in toks if t not in stop and len(t) > 1)) or list(dict.fromkeys(toks))
     words = words[:40]
     if len(words) > 1:
         original = list(words)
@@ -397,8 +394,7 @@ class LLMCandidateWriter:
         ]
         try:
             reply = await chain.ainvoke(messages)
-            text = str(reply.content).strip().removeprefix("```json").removeprefix("```").removesuffix("```")
-            data = json.loads(text)
+            data = json.loads(strip_code_fence(str(reply.content)))
         except Exception:  # a bad reply or a failed call: use template candidates for this card
             return None
         if not isinstance(data, dict) or not all(isinstance(data.get(k), str) and data[k].strip() for k in self.KEYS):

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from bot.grading.keypoints import STOPWORDS, stem, tokens, word_weight
+from bot.grading.keypoints import stem, stopwords, tokens, word_weight
 from bot.grading.safety import clean_answer
 from bot.knowledge.cards import Card
 
@@ -26,8 +26,9 @@ def probe_terms(point: str, *, exclude: str = "", n: int = 3) -> list[str]:
     in their order of appearance."""
     seen_stems = {stem(t) for t in tokens(exclude)}
     candidates: dict[str, tuple[float, int]] = {}
+    stop = stopwords()
     for i, t in enumerate(tokens(point)):
-        if t in STOPWORDS or len(t) < 3 or t.isdigit():
+        if t in stop or len(t) < 3 or t.isdigit():
             continue
         s = stem(t)
         if s in seen_stems or any(stem(c) == s for c in candidates):

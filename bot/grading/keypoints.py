@@ -18,244 +18,58 @@ from __future__ import annotations
 import base64
 import gzip
 import html
+import json
 import math
 import re
 import threading
 import unicodedata
 from collections.abc import Iterable, Sequence
-from functools import lru_cache
+from functools import cache, lru_cache
+from pathlib import Path
 
 __all__ = [
-    "FUNCTION_WORDS",
-    "NEGATIONS",
-    "STOPWORDS",
+    "WORDS_PATH",
     "clean_text",
     "content_stems",
     "extract_key_points",
     "function_word_ratio",
+    "function_words",
     "fuzzy_equal",
     "has_negation",
+    "negations",
     "normalize_text",
     "split_segments",
     "stem",
+    "stopwords",
     "tokens",
     "weighted_stems",
     "word_weight",
 ]
 
-FUNCTION_WORDS = frozenset(
-    [
-        "a",
-        "about",
-        "above",
-        "after",
-        "again",
-        "against",
-        "all",
-        "also",
-        "am",
-        "an",
-        "and",
-        "any",
-        "are",
-        "as",
-        "at",
-        "be",
-        "because",
-        "been",
-        "before",
-        "being",
-        "below",
-        "between",
-        "both",
-        "but",
-        "by",
-        "can",
-        "could",
-        "did",
-        "do",
-        "does",
-        "doing",
-        "down",
-        "during",
-        "each",
-        "either",
-        "else",
-        "etc",
-        "few",
-        "for",
-        "from",
-        "further",
-        "had",
-        "has",
-        "have",
-        "having",
-        "he",
-        "her",
-        "here",
-        "hers",
-        "him",
-        "his",
-        "how",
-        "i",
-        "if",
-        "in",
-        "into",
-        "is",
-        "it",
-        "its",
-        "itself",
-        "just",
-        "let",
-        "me",
-        "might",
-        "more",
-        "most",
-        "must",
-        "my",
-        "neither",
-        "no",
-        "nor",
-        "not",
-        "of",
-        "off",
-        "on",
-        "once",
-        "only",
-        "or",
-        "other",
-        "our",
-        "ours",
-        "out",
-        "over",
-        "own",
-        "per",
-        "same",
-        "shall",
-        "she",
-        "should",
-        "so",
-        "some",
-        "such",
-        "than",
-        "that",
-        "the",
-        "their",
-        "theirs",
-        "them",
-        "then",
-        "there",
-        "these",
-        "they",
-        "this",
-        "those",
-        "through",
-        "thus",
-        "to",
-        "too",
-        "under",
-        "until",
-        "up",
-        "upon",
-        "us",
-        "very",
-        "via",
-        "was",
-        "we",
-        "were",
-        "what",
-        "when",
-        "where",
-        "whether",
-        "which",
-        "while",
-        "who",
-        "whom",
-        "whose",
-        "why",
-        "will",
-        "with",
-        "within",
-        "without",
-        "would",
-        "yet",
-        "you",
-        "your",
-        "yours",
-        "e",
-        "g",
-        "ie",
-        "eg",
-        "i.e",
-        "vs",
-        "one",
-        "two",
-    ]
-)
-# Words that carry no content in an interview answer (filler, hedges, generic verbs).
-_GENERIC = frozenset(
-    [
-        "basically",
-        "actually",
-        "really",
-        "thing",
-        "things",
-        "stuff",
-        "lot",
-        "lots",
-        "like",
-        "kind",
-        "sort",
-        "way",
-        "ways",
-        "example",
-        "examples",
-        "important",
-        "concept",
-        "concepts",
-        "used",
-        "use",
-        "uses",
-        "using",
-        "usually",
-        "generally",
-        "simply",
-        "called",
-        "mean",
-        "means",
-        "get",
-        "gets",
-        "got",
-        "make",
-        "makes",
-        "made",
-        "many",
-        "much",
-        "well",
-        "good",
-        "great",
-        "better",
-        "best",
-        "know",
-        "think",
-        "yes",
-        "okay",
-        "ok",
-        "sure",
-        "answer",
-        "question",
-        "something",
-        "someone",
-        "anything",
-        "everything",
-        "always",
-        "often",
-        "sometimes",
-        "certain",
-    ]
-)
-STOPWORDS = FUNCTION_WORDS | _GENERIC
-NEGATIONS = frozenset({"not", "no", "never", "cannot", "cant", "neither", "nor", "none", "nothing", "isnt", "dont"})
+WORDS_PATH = Path(__file__).with_name("keypoints_words.json")
+
+
+@cache
+def _word_lists() -> dict[str, frozenset[str]]:
+    """The word lists of ``keypoints_words.json``, read on first use."""
+    data = json.loads(WORDS_PATH.read_text(encoding="utf-8"))
+    return {name: frozenset(data[name]) for name in ("function_words", "generic", "negations")}
+
+
+def function_words() -> frozenset[str]:
+    """Articles, pronouns, auxiliaries, prepositions and conjunctions."""
+    return _word_lists()["function_words"]
+
+
+@cache
+def stopwords() -> frozenset[str]:
+    """The function words plus words that carry no content in an interview answer (filler, hedges, generic verbs)."""
+    return function_words() | _word_lists()["generic"]
+
+
+def negations() -> frozenset[str]:
+    return _word_lists()["negations"]
+
 
 _ZERO_WIDTH = dict.fromkeys(
     [0x200B, 0x200C, 0x200D, 0x200E, 0x200F, 0x2060, 0xFEFF, 0x00AD, 0x202A, 0x202B, 0x202C, 0x202D, 0x202E]
@@ -347,15 +161,17 @@ def stem(word: str) -> str:
 def content_stems(text_or_tokens: str | Sequence[str]) -> list[str]:
     """Stems of the content words, in order (duplicates kept)."""
     toks = tokens(text_or_tokens) if isinstance(text_or_tokens, str) else text_or_tokens
-    return [stem(t) for t in toks if t not in STOPWORDS and (len(t) > 1 or t.isdigit())]
+    stop = stopwords()
+    return [stem(t) for t in toks if t not in stop and (len(t) > 1 or t.isdigit())]
 
 
 def weighted_stems(text_or_tokens: str | Sequence[str]) -> dict[str, float]:
     """Unique content stems with their weight (taken from the rarest surface form seen)."""
     toks = tokens(text_or_tokens) if isinstance(text_or_tokens, str) else text_or_tokens
     out: dict[str, float] = {}
+    stop = stopwords()
     for t in toks:
-        if t in STOPWORDS or (len(t) < 2 and not t.isdigit()):
+        if t in stop or (len(t) < 2 and not t.isdigit()):
             continue
         s = stem(t)
         w = word_weight(t)
@@ -365,13 +181,13 @@ def weighted_stems(text_or_tokens: str | Sequence[str]) -> dict[str, float]:
 
 
 def function_word_ratio(toks: Sequence[str]) -> float:
-    return sum(t in FUNCTION_WORDS for t in toks) / len(toks) if toks else 0.0
+    words = function_words()
+    return sum(t in words for t in toks) / len(toks) if toks else 0.0
 
 
 def has_negation(toks: Iterable[str]) -> bool:
-    return any(
-        t in NEGATIONS or (t.endswith("nt") and t[:-2] in {"is", "are", "do", "does", "can", "wo"}) for t in toks
-    )
+    words = negations()
+    return any(t in words or (t.endswith("nt") and t[:-2] in {"is", "are", "do", "does", "can", "wo"}) for t in toks)
 
 
 @lru_cache(maxsize=262144)

@@ -45,6 +45,7 @@ from bot.grading.base import (
 from bot.grading.budget import TokenCounter, fit_prompt
 from bot.grading.prompts import Prompt, PromptError, load_prompt, prompt_set_version
 from bot.grading.safety import clean_answer
+from bot.knowledge.text import strip_code_fence
 
 __all__ = ["PRICES_PER_MTOK", "GraderOutput", "LLMGrader", "StructuredMode"]
 
@@ -105,8 +106,6 @@ class _BadReply(Exception):
 # An appeal is a short argument, not a second answer: longer ones are cut before the prompt.
 APPEAL_MAX_CHARS = 2000
 
-_FENCE = re.compile(r"^```(?:json)?\s*|\s*```$", re.S)
-
 
 def _reply_text(message: BaseMessage, mode: StructuredMode) -> str:
     if mode == "function_calling":
@@ -123,7 +122,7 @@ def _reply_text(message: BaseMessage, mode: StructuredMode) -> str:
 
 def parse_reply(message: BaseMessage, mode: StructuredMode) -> GraderOutput:
     """Parse and validate a reply; raises :class:`_BadReply` with the reason."""
-    text = _FENCE.sub("", _reply_text(message, mode).strip())
+    text = strip_code_fence(_reply_text(message, mode))
     if not text:
         raise _BadReply("empty reply")
     try:

@@ -16,6 +16,7 @@ __all__ = [
     "is_shouted",
     "normalize_for_search",
     "question_key",
+    "strip_code_fence",
 ]
 
 
@@ -245,3 +246,11 @@ def display_question(raw: str, *, term_only: bool = False) -> str:
 
 def _has_math_letters(text: str) -> bool:
     return any(0x1D400 <= ord(ch) <= 0x1D7FF for ch in text)
+
+
+_CODE_FENCE = re.compile(r"^```(?:json)?\s*|\s*```$", re.S)
+
+
+def strip_code_fence(text: str) -> str:
+    """A model's reply without the Markdown code fence (```json … ```) some models wrap JSON in."""
+    return _CODE_FENCE.sub("", text.strip())

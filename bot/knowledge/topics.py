@@ -8,10 +8,11 @@ lands where its question points even when its answer wanders.
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 
 from bot.knowledge.text import normalize_for_search
 
-__all__ = ["GENERAL", "TOPICS", "classify_topic"]
+__all__ = ["GENERAL", "TOPICS", "classify_topic", "match_topics"]
 
 GENERAL = "General"
 
@@ -217,3 +218,9 @@ def classify_topic(question: str, answer: str = "", section: str = "") -> str:
             totals[topic] += weight * (min(n, cap) if cap is not None else n)
     best = max(TOPICS, key=lambda t: (totals[t], -TOPICS.index(t)))
     return best if totals[best] > 0 else GENERAL
+
+
+def match_topics(wanted: str, topics: Sequence[str]) -> list[str]:
+    """The topics a user's words name: the one equal to them (any case), else all that contain them."""
+    low = wanted.strip().lower()
+    return [t for t in topics if t.lower() == low] or [t for t in topics if low in t.lower()]

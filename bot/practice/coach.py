@@ -16,7 +16,9 @@ from datetime import UTC, datetime
 from typing import Any
 
 from bot.grading.base import Grader
+from bot.history.users import LOCAL_USER
 from bot.knowledge.cards import Card
+from bot.knowledge.topics import match_topics
 from bot.practice.session import InterviewSession, Mode, SessionConfig, SessionDeps
 from bot.retrieval.store import CardStore, Retrieval
 from bot.settings import Settings
@@ -25,7 +27,6 @@ __all__ = ["Coach", "StartRequest", "parse_start"]
 
 MAX_QUESTIONS = 50
 RETRIEVAL_CACHE = 4096  # cards; a retrieval is a few KB
-LOCAL_USER = "local"  # the single user when authentication is off
 
 
 def _now() -> datetime:
@@ -63,8 +64,7 @@ def parse_start(text: str, defaults: SessionConfig, topics: list[str]) -> StartR
     elif verb == "interview":
         config = replace(config, mode=Mode.INTERVIEW)
     if rest:
-        wanted = rest.lower()
-        match = [t for t in topics if t.lower() == wanted] or [t for t in topics if wanted in t.lower()]
+        match = match_topics(rest, topics)
         if match:
             config = replace(config, topics=(match[0],))
         else:

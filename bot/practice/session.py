@@ -77,14 +77,17 @@ class SessionConfig:
         }
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> SessionConfig:
+    def from_dict(cls, data: dict[str, Any] | None) -> SessionConfig:
+        """A config from :meth:`as_dict` (a stored session) or from the chat settings panel; a
+        missing or empty value means the default."""
+        data, default = data or {}, cls()
         return cls(
-            mode=Mode(data.get("mode", "study")),
-            n_questions=int(data.get("n_questions", 5)),
-            topics=tuple(data.get("topics", ())),
-            important_first=bool(data.get("important_first", True)),
-            follow_ups=bool(data.get("follow_ups", True)),
-            max_follow_ups=int(data.get("max_follow_ups", 2)),
+            mode=Mode(data.get("mode") or default.mode),
+            n_questions=int(data.get("n_questions") or default.n_questions),
+            topics=tuple(data.get("topics") or ()),
+            important_first=bool(data.get("important_first", default.important_first)),
+            follow_ups=bool(data.get("follow_ups", default.follow_ups)),
+            max_follow_ups=int(data.get("max_follow_ups", default.max_follow_ups)),
         )
 
 

@@ -51,15 +51,13 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-import json
 import re
 import threading
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from math import nan
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
@@ -76,7 +74,6 @@ from bot.grading.base import (
     ungraded,
 )
 from bot.grading.keypoints import (
-    STOPWORDS,
     clean_text,
     content_stems,
     extract_key_points,
@@ -86,63 +83,17 @@ from bot.grading.keypoints import (
     normalize_text,
     split_segments,
     stem,
+    stopwords,
     tokens,
     weighted_stems,
 )
+from bot.grading.offline.params import FEATURES, OfflineParams
 from bot.grading.safety import clean_answer
 from bot.retrieval.embeddings import Embedder
 
-__all__ = ["FEATURES", "OfflineGrader", "OfflineParams"]
+__all__ = ["OfflineGrader"]
 
-PARAMS_PATH = Path(__file__).resolve().parent / "params.json"
-FEATURES = ("rec", "rec_plain", "prec", "cos", "cos_q", "cos_dem", "kp", "kp_sem", "kp_lex", "len")
 NAME = "offline"
-
-
-@dataclass
-class OfflineParams:
-    version: str = "1"
-    features: tuple[str, ...] = ("rec", "cos", "kp", "len")
-    mean: tuple[float, ...] = (0.35, 0.55, 0.45, 0.6)
-    scale: tuple[float, ...] = (0.25, 0.18, 0.15, 0.4)
-    coef: tuple[float, ...] = (0.12, 0.1, 0.08, 0.04)
-    intercept: float = 0.5
-    out_lo: float = 0.0
-    out_hi: float = 1.0
-    kp_alpha: float = 0.5
-    hit_threshold: float = 0.5
-    copy_cap: float = 1.0
-    no_overlap_cap: float = 2.0
-    no_overlap_sem: float = 0.3
-    stuffing_ratio: float = 0.35
-    stuffing_factor: float = 0.4
-    stuffing_order: float = 0.3
-    injection_factor: float = 0.8
-    contradiction_lex: float = 0.8
-    contradiction_sem: float = 0.7
-    contradiction_cap: float = 10.0
-    max_answer_chars: int = 6000
-    max_segments: int = 16
-    min_segment_words: int = 12
-    extra: dict[str, Any] = field(default_factory=dict)
-
-    @classmethod
-    def load(cls, path: Path | None) -> OfflineParams:
-        path = path or PARAMS_PATH
-        if not path.exists():
-            return cls()
-        raw = json.loads(path.read_text(encoding="utf-8"))
-        known = {k: v for k, v in raw.items() if k in cls.__dataclass_fields__}
-        for key in ("features", "mean", "scale", "coef"):
-            if key in known:
-                known[key] = tuple(known[key])
-        params = cls(**known)
-        if not (len(params.features) == len(params.mean) == len(params.scale) == len(params.coef)):
-            raise ValueError(f"{path}: features/mean/scale/coef lengths differ")
-        unknown = set(params.features) - set(FEATURES)
-        if unknown:
-            raise ValueError(f"{path}: unknown features {sorted(unknown)}")
-        return params
 
 
 @dataclass
@@ -247,7 +198,8 @@ def _order_kept(answer_stems: Sequence[str], ref_pos: dict[str, list[int]], wind
 def _demoted_text(text: str, question: str) -> str:
     """The content words of ``text`` that are not in the question (for a question-demoted embedding)."""
     q = {stem(t) for t in tokens(question)}
-    words = [t for t in tokens(text) if t not in STOPWORDS and stem(t) not in q]
+    stop = stopwords()
+    words = [t for t in tokens(text) if t not in stop and stem(t) not in q]
     return " ".join(words[:200]) or " "
 
 
@@ -259,9 +211,13 @@ def _short(text: str, limit: int = 90) -> str:
 class OfflineGrader:
     """Embedding + alignment grader with a tiny learned model. Never raises from ``grade``."""
 
-    def __init__(self, embedder: Embedder, *, params_path: Path | None = None) -> None:
+    def __init__(
+        self, embedder: Embedder, *, params_path: Path | None = None, params: OfflineParams | None = None
+    ) -> None:
+        """``params`` (e.g. unfitted ones while refitting) or else the file ``params_path`` (default
+        ``params.json``; a missing or bad file raises :class:`OfflineParamsError`)."""
         self._embedder = embedder
-        self.params = OfflineParams.load(params_path)
+        self.params = params if params is not None else OfflineParams.load(params_path)
         self.prompt_version = f"offline-{self.params.version}"
         self._refs: OrderedDict[tuple[str, str, bool], _Ref] = OrderedDict()
         self._lock = threading.Lock()

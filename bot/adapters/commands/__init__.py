@@ -1,0 +1,1 @@
+"""The ``interview`` commands, one module per group; ``bot.adapters.cli`` puts them together."""

@@ -1,0 +1,109 @@
+"""``interview ingest``, ``cards`` and ``search``: notes into the card store, and back out."""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any
+
+import click
+
+from bot.adapters.commands.common import BadInput, note_paths, progress_bar
+from bot.settings import get_settings
+
+__all__ = ["cards", "ingest", "search"]
+
+
+@click.command()
+@click.argument("paths", nargs=-1, type=click.Path())
+@click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
+def ingest(paths: tuple[str, ...], as_json: bool) -> None:
+    """Parse notes (default: the knowledge folder) and sync them into the card store."""
+    from bot.knowledge.ingest import IngestError, collect
+    from bot.knowledge.ingest import ingest as run_ingest
+    from bot.retrieval.embeddings import EmbeddingModelMissing
+    from bot.retrieval.store import open_store
+
+    settings = get_settings()
+    targets = note_paths(settings, paths)
+    try:
+        started = time.perf_counter()
+        collected = collect(targets, settings.knowledge_dir)  # validate before opening (and creating) the store
+    except IngestError as exc:
+        raise BadInput(str(exc)) from exc
+    try:
+        store = open_store(settings)
+        with progress_bar("embedding cards") as progress:
+            summary = run_ingest(
+                targets, store, settings.knowledge_dir, progress=progress, collected=collected, started=started
+            )
+    except IngestError as exc:
+        raise BadInput(str(exc)) from exc
+    except EmbeddingModelMissing as exc:
+        raise click.ClickException(str(exc)) from exc
+    for warning in summary.warnings:
+        click.echo(f"warning: {warning}", err=True)
+    if as_json:
+        click.echo(json.dumps(summary.as_dict(), ensure_ascii=False))
+        return
+    topics = ", ".join(f"{t} {n}" for t, n in summary.topics.items())
+    click.echo(
+        f"Ingested {summary.files} file(s): {summary.cards} cards, {len(summary.topics)} topics, "
+        f"{summary.no_answer} without an answer in {summary.seconds:.2f}s "
+        f"(added {summary.added}, updated {summary.updated}, removed {summary.removed}, "
+        f"unchanged {summary.unchanged}; store '{store.name}' now holds {store.count()})."
+    )
+    click.echo(f"Topics: {topics}")
+
+
+@click.command()
+@click.argument("paths", nargs=-1, type=click.Path())
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON array of cards.")
+def cards(paths: tuple[str, ...], as_json: bool) -> None:
+    """Parse notes and print the cards (no store needed)."""
+    from bot.knowledge.ingest import IngestError, collect
+
+    settings = get_settings()
+    try:
+        parsed, warnings = collect(note_paths(settings, paths), settings.knowledge_dir)
+    except IngestError as exc:
+        raise BadInput(str(exc)) from exc
+    for warning in warnings:
+        click.echo(f"warning: {warning}", err=True)
+    all_cards = [c for p in parsed for c in p.cards]
+    if as_json:
+        click.echo(json.dumps([c.to_public_json() for c in all_cards], ensure_ascii=False, indent=2))
+        return
+    for c in all_cards:
+        flags = f" [{', '.join(c.flags)}]" if c.flags else ""
+        click.echo(f"{c.id}  {c.topic:<26} {c.display_question}{flags}  ({c.source.path}:{c.source.line_start})")
+    click.echo(f"{len(all_cards)} cards", err=True)
+
+
+@click.command()
+@click.argument("text")
+@click.option("-k", "k", default=5, show_default=True, type=click.IntRange(1, 100), help="How many cards.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def search(text: str, k: int, as_json: bool) -> None:
+    """Nearest cards to TEXT, with cosine scores."""
+    from bot.retrieval.embeddings import EmbeddingModelMissing
+    from bot.retrieval.store import open_store
+
+    if not text.strip():
+        raise click.BadParameter("empty search text", param_hint="TEXT")
+    try:
+        store = open_store(get_settings())
+        if store.count() == 0:
+            raise BadInput("the card store is empty: run `interview ingest` first")
+        hits = store.search(text, k)
+    except EmbeddingModelMissing as exc:
+        raise click.ClickException(str(exc)) from exc
+    if as_json:
+        out: list[dict[str, Any]] = [
+            {"score": h.score, "id": h.card.id, "question": h.card.display_question, "topic": h.card.topic}
+            for h in hits
+        ]
+        click.echo(json.dumps(out, ensure_ascii=False))
+        return
+    for h in hits:
+        click.echo(f"{h.score:.3f}  {h.card.display_question}  [{h.card.topic}]  ({h.card.id})")

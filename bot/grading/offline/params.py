@@ -1,0 +1,86 @@
+"""The offline grader's fitted numbers: ``params.json`` next to this module, required.
+
+Written by ``bench/offline_agreement.py --fit``; see :mod:`bot.grading.offline.grader` for what
+each number does.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+__all__ = ["FEATURES", "PARAMS_PATH", "OfflineParams", "OfflineParamsError"]
+
+PARAMS_PATH = Path(__file__).resolve().parent / "params.json"
+FEATURES = ("rec", "rec_plain", "prec", "cos", "cos_q", "cos_dem", "kp", "kp_sem", "kp_lex", "len")
+
+
+class OfflineParamsError(ValueError):
+    """The parameters file is missing, unreadable or inconsistent."""
+
+
+@dataclass
+class OfflineParams:
+    """The grader's fitted numbers. The defaults are only a starting point for refitting
+    (``bench/offline_agreement.py --fit``); graders load ``params.json`` (:meth:`load`)."""
+
+    version: str = "unfitted"
+    features: tuple[str, ...] = ("rec", "cos", "kp", "len")
+    mean: tuple[float, ...] = (0.35, 0.55, 0.45, 0.6)
+    scale: tuple[float, ...] = (0.25, 0.18, 0.15, 0.4)
+    coef: tuple[float, ...] = (0.12, 0.1, 0.08, 0.04)
+    intercept: float = 0.5
+    out_lo: float = 0.0
+    out_hi: float = 1.0
+    kp_alpha: float = 0.5
+    hit_threshold: float = 0.5
+    copy_cap: float = 1.0
+    no_overlap_cap: float = 2.0
+    no_overlap_sem: float = 0.3
+    stuffing_ratio: float = 0.35
+    stuffing_factor: float = 0.4
+    stuffing_order: float = 0.3
+    injection_factor: float = 0.8
+    contradiction_lex: float = 0.8
+    contradiction_sem: float = 0.7
+    contradiction_cap: float = 10.0
+    max_answer_chars: int = 6000
+    max_segments: int = 16
+    min_segment_words: int = 12
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def load(cls, path: Path | None = None) -> OfflineParams:
+        """The fitted parameters in ``path`` (default: ``params.json`` next to this module).
+
+        The file is required: without it the grader would score with unfitted numbers under a
+        version that claims otherwise. Raises :class:`OfflineParamsError` naming the path.
+        """
+        path = path or PARAMS_PATH
+        try:
+            raw = json.loads(path.read_text(encoding="utf-8"))
+        except FileNotFoundError as exc:
+            raise OfflineParamsError(
+                f"{path}: the offline grader's parameters file is missing (reinstall the package, "
+                "or refit it with bench/offline_agreement.py --fit)"
+            ) from exc
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise OfflineParamsError(f"{path}: cannot read the offline grader's parameters ({exc})") from exc
+        if not isinstance(raw, dict) or not isinstance(raw.get("version"), str) or not raw["version"]:
+            raise OfflineParamsError(f'{path}: not an offline parameters file (no "version")')
+        known = {k: v for k, v in raw.items() if k in cls.__dataclass_fields__}
+        for key in ("features", "mean", "scale", "coef"):
+            if key in known:
+                known[key] = tuple(known[key])
+        try:
+            params = cls(**known)
+        except TypeError as exc:
+            raise OfflineParamsError(f"{path}: {exc}") from exc
+        if not (len(params.features) == len(params.mean) == len(params.scale) == len(params.coef)):
+            raise OfflineParamsError(f"{path}: features/mean/scale/coef lengths differ")
+        unknown = set(params.features) - set(FEATURES)
+        if unknown:
+            raise OfflineParamsError(f"{path}: unknown features {sorted(unknown)}")
+        return params
