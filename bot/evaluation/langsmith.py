@@ -295,6 +295,11 @@ def run_langsmith_experiment(
         if own_client:
             ls_client.close(timeout=0)
 
+    return _summary(results, rows, dataset_name=dataset_name, dataset_id=dataset_id, created=created)
+
+
+def _summary(results: Any, rows: list[Any], *, dataset_name: str, dataset_id: str, created: int) -> ExperimentSummary:
+    """The experiment's figures, from the rows ``aevaluate`` returned."""
     outputs = [dict(getattr(r["run"], "outputs", None) or {}) for r in rows]
     references = [dict(r["example"].outputs or {}) for r in rows]
     metrics: dict[str, float | None] = {
