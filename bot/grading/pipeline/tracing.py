@@ -1,7 +1,8 @@
 """LangSmith tracing of grading runs (only when ``LANGSMITH_TRACING`` is on).
 
 Every grade becomes a ``grade`` run carrying metadata — grader, prompt version, card id, topic and
-where it came from (``mode``: cli, study, interview, eval) — with the LLM call nested inside it.
+where it came from (``mode``: web, terminal, cli, eval) and whether it is an appeal — with the LLM
+call nested inside it.
 No secrets are attached: the metadata is built here from non-secret fields only, and LangChain
 serialises API keys as masked secrets.
 """
