@@ -63,17 +63,7 @@ def test_cli_grade_is_traced_with_metadata_and_no_secrets(
     recorder = langsmith_recorder
     with FakeOpenAI() as fake:
         fake.chat.default = lambda req: Reply.content(reply(("hit", "missed")))
-        env = {
-            **os.environ,
-            "LANGSMITH_TRACING": "true",
-            "LANGCHAIN_TRACING_V2": "true",
-            "LANGSMITH_ENDPOINT": recorder.url,
-            "LANGSMITH_API_KEY": SECRET_LANGSMITH,
-            "LANGSMITH_PROJECT": "interview-coach-tests",
-            "OPENAI_BASE_URL": fake.base_url,
-            "OPENAI_API_KEY": SECRET_OPENAI,
-            "INTERVIEW_DATA_DIR": str(tmp_path / "data"),
-        }
+        env = {**tracing_env(recorder, fake), "INTERVIEW_DATA_DIR": str(tmp_path / "data")}
         proc = grade_in_subprocess(env, "llm", "It turns off random neurons while training.")
     assert proc.returncode == 0, proc.stderr
     assert json.loads(proc.stdout)["grader"] == "llm:gpt-4o-mini"
