@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -30,9 +30,7 @@ from bot.knowledge.concepts import concept_question, is_term, match_definition
 from bot.knowledge.text import decode_notes, display_question, is_shouted, normalize_for_search, question_key
 from bot.knowledge.topics import classify_topic
 
-__all__ = ["NOTE_SUFFIXES", "Leftover", "card_id", "parse_file", "parse_notes"]
-
-NOTE_SUFFIXES = (".txt", ".md", ".markdown")
+__all__ = ["Leftover", "card_id", "parse_file", "parse_notes"]
 
 _HEADING = re.compile(r"^(#{1,6})\s+(.+?)\s*#*\s*$")
 _TAG_LINE = re.compile(r"^#(?![#\s])(.+)$")
@@ -402,18 +400,3 @@ def parse_notes(text: str, source_key: str, *, leftovers: list[Leftover] | None 
 def parse_file(path: Path, source_key: str | None = None) -> list[Card]:
     """Read and parse one notes file. Raises NotesDecodeError for binary/undecodable files."""
     return parse_notes(decode_notes(path.read_bytes()), source_key or str(path))
-
-
-def iter_note_files(paths: Iterable[Path]) -> Iterator[Path]:
-    """Expand files and directories into note files (``.txt``/``.md``), sorted, recursively."""
-    for p in paths:
-        if p.is_dir():
-            for child in sorted(p.rglob("*")):
-                if (
-                    child.is_file()
-                    and child.suffix.lower() in NOTE_SUFFIXES
-                    and not any(part.startswith(".") for part in child.relative_to(p).parts)
-                ):
-                    yield child
-        else:
-            yield p
