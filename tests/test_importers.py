@@ -138,3 +138,17 @@ def test_ingest_summary_counts_and_unquestioned(store: CardStore, tmp_path: Path
     assert (summary.cards, summary.generated, summary.per_file) == (2, 1, {"lecture.md": 2})
     assert summary.unquestioned == ["lecture.md: line 3"]
     assert summary.as_dict()["unquestioned"] == ["lecture.md: line 3"]
+
+
+def test_cli_cards_on_lecture_notes_and_a_pdf(tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from bot.adapters.cli import cli
+
+    lecture = Path(__file__).parent / "data" / "dev_notes" / "lecture.md"
+    result = CliRunner().invoke(cli, ["cards", str(lecture)], catch_exceptions=False)
+    assert result.exit_code == 0 and "What is teacher forcing? [generated]" in result.stdout
+    pdf = tmp_path / "notes.pdf"
+    write_pdf(pdf, [["Intro"], ["What is dropout?", "Randomly zeroing activations."]])
+    result = CliRunner().invoke(cli, ["cards", str(pdf)], catch_exceptions=False)
+    assert result.exit_code == 0 and "What is dropout?" in result.stdout and "notes.pdf p. 2)" in result.stdout

@@ -18,7 +18,10 @@ __all__ = ["cards", "ingest", "search"]
 @click.argument("paths", nargs=-1, type=click.Path())
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
 def ingest(paths: tuple[str, ...], as_json: bool) -> None:
-    """Parse notes (default: the knowledge folder) and sync them into the card store."""
+    """Import notes (default: the knowledge folder) and sync them into the card store.
+
+    PATHS: .txt/.md/.pdf files, folders of them, Obsidian vaults, Anki plain-text exports.
+    """
     from bot.knowledge.ingest import IngestError, collect
     from bot.knowledge.ingest import ingest as run_ingest
     from bot.retrieval.embeddings import EmbeddingModelMissing
