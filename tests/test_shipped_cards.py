@@ -46,3 +46,11 @@ def test_new_cards_only_outside_existing_answers(real_notes: Path) -> None:
     cards = parse_file(real_notes, "ml-interview-notes.txt")
     inside = [c.display_question for c in cards if c.id not in old_ids and any(c.source.line_start in s for s in spans)]
     assert inside == []
+
+
+def test_the_shipped_knowledge_folder_imports_without_warnings(real_notes: Path) -> None:
+    from bot.knowledge.ingest import collect
+
+    parsed, warnings = collect([real_notes.parent], real_notes.parent)
+    assert warnings == []
+    assert [p.key for p in parsed] == ["ml-interview-notes.txt"]
