@@ -122,3 +122,19 @@ def test_development_notes_recall(name: str, key: str) -> None:
     bench = _bench()
     found, total, missing = bench.recall(bench.DEV_NOTES / name, key)
     assert missing == [] and found == total and total >= 18
+
+
+def test_a_term_line_with_the_definition_below() -> None:
+    cards = parse_notes("Overfitting:\nWhen a model memorises the training set.\n", "n.md")
+    assert [(c.display_question, c.answer) for c in cards] == [
+        ("What is overfitting?", "When a model memorises the training set.")
+    ]
+
+
+def test_an_imperative_sub_heading_is_a_question_of_its_own() -> None:
+    notes = "## What is a metric?\nA number that scores predictions.\n### Explain precision and recall\nTwo rates.\n"
+    cards = parse_notes(notes, "n.md")
+    assert [(c.display_question, c.answer) for c in cards] == [
+        ("What is a metric?", "A number that scores predictions."),
+        ("Explain precision and recall.", "Two rates."),
+    ]

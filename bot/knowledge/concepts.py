@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 from bot.knowledge.text import display_question
 
-__all__ = ["Concept", "concept_question", "is_term", "match_definition"]
+__all__ = ["Concept", "concept_question", "is_imperative", "is_term", "match_definition"]
 
 _LIST_PREFIX = re.compile(r"^(?:[-*+•]\s+|\d{1,3}[.)]\s+)")
 # **Term.** text | **Term**: text | **Term:** text | **Term** – text
@@ -26,173 +26,27 @@ _BOLD_LEAD = re.compile(r"^(?:\*\*|__)([^*_]{1,60}?)\s*([.:])?\s*(?:\*\*|__)\s*(
 _COLON = re.compile(r"^([^:]{1,60}?)\s*:\s+(\S.*)$")
 _DASH = re.compile(r"^(.{1,60}?)\s+[–—-]\s+(\S.*)$")
 _BOLD_TITLE = re.compile(r"^(?:\*\*|__)([^*_]{1,60}?)\s*:?\s*(?:\*\*|__)\s*:?$")
+_TERM_TITLE = re.compile(r"^([^:]{1,60}?)\s*:$")  # "Overfitting:" with the definition below
 
 # A "term" opening like this is a label or a sentence, not a concept.
-_LABELS = frozenset(
-    [
-        "note",
-        "notes",
-        "example",
-        "examples",
-        "eg",
-        "e.g",
-        "ie",
-        "i.e",
-        "source",
-        "sources",
-        "ref",
-        "refs",
-        "reference",
-        "references",
-        "see",
-        "todo",
-        "tip",
-        "tips",
-        "warning",
-        "important",
-        "answer",
-        "question",
-        "summary",
-        "result",
-        "results",
-        "pros",
-        "cons",
-        "advantages",
-        "disadvantages",
-        "formula",
-        "intuition",
-        "why",
-        "how",
-        "what",
-        "key",
-        "idea",
-        "remember",
-        "also",
-        "update",
-        "edit",
-        "date",
-        "time",
-        "link",
-        "url",
-        "http",
-        "https",
-        "file",
-        "page",
-        "step",
-        "input",
-        "output",
-        "returns",
-        "return",
-        "usage",
-        "default",
-        "defaults",
-        "caveat",
-        "caveats",
-        "hint",
-        "recap",
-        "tldr",
-        "tl;dr",
-    ]
-)
-_SENTENCE_STARTS = frozenset(
-    [
-        "it",
-        "this",
-        "that",
-        "we",
-        "you",
-        "i",
-        "they",
-        "he",
-        "she",
-        "there",
-        "here",
-        "so",
-        "and",
-        "but",
-        "or",
-        "if",
-        "when",
-        "then",
-    ]
-)
-_VERBS = frozenset(
-    [
-        "is",
-        "are",
-        "was",
-        "were",
-        "be",
-        "been",
-        "has",
-        "have",
-        "had",
-        "do",
-        "does",
-        "did",
-        "can",
-        "will",
-        "would",
-        "should",
-        "must",
-        "may",
-        "mean",
-        "means",
-    ]
-)
-_IMPERATIVES = frozenset(
-    [
-        "explain",
-        "describe",
-        "compare",
-        "contrast",
-        "list",
-        "define",
-        "outline",
-        "discuss",
-        "summarise",
-        "summarize",
-        "name",
-        "give",
-        "state",
-        "derive",
-        "show",
-        "illustrate",
-        "justify",
-        "evaluate",
-        "identify",
-        "write",
-        "sketch",
-        "draw",
-        "implement",
-        "calculate",
-        "prove",
-        "walk",
-    ]
-)
-_INTERROGATIVES = frozenset(
-    [
-        "how",
-        "why",
-        "what",
-        "when",
-        "which",
-        "who",
-        "whom",
-        "whose",
-        "where",
-        "is",
-        "are",
-        "does",
-        "do",
-        "did",
-        "can",
-        "could",
-        "should",
-        "would",
-        "will",
-    ]
-)
+_LABEL_WORDS = """
+note notes example examples eg e.g ie i.e source sources ref refs reference references see todo tip tips
+warning important answer question summary result results pros cons advantages disadvantages formula
+intuition why how what key idea remember also update edit date time link url http https file page
+step input output returns return usage default defaults caveat caveats hint recap tldr tl;dr
+"""
+_SENTENCE_WORDS = "it this that we you i they he she there here so and but or if when then"
+_VERB_WORDS = "is are was were be been has have had do does did can will would should must may mean means"
+_IMPERATIVE_WORDS = """
+explain describe compare contrast list define outline discuss summarise summarize name give state derive
+show illustrate justify evaluate identify write sketch draw implement calculate prove walk
+"""
+_INTERROGATIVE_WORDS = "how why what when which who whom whose where is are does do did can could should would will"
+_LABELS = frozenset(_LABEL_WORDS.split())
+_SENTENCE_STARTS = frozenset(_SENTENCE_WORDS.split())
+_VERBS = frozenset(_VERB_WORDS.split())
+_IMPERATIVES = frozenset(_IMPERATIVE_WORDS.split())
+_INTERROGATIVES = frozenset(_INTERROGATIVE_WORDS.split())
 _VERSUS = re.compile(r"^(.+?)\s+(?:vs\.?|versus)\s+(.+)$", re.IGNORECASE)
 _DIFFERENCE = re.compile(r"^(?:the\s+)?differences?\s+between\s+(.+)$", re.IGNORECASE)
 _MAX_TERM_WORDS = 5
@@ -220,6 +74,12 @@ def is_term(term: str) -> bool:
     return not (set(low[1:]) & _VERBS)
 
 
+def is_imperative(text: str) -> bool:
+    """``Explain …``, ``Compare …``: a question written as an instruction."""
+    words = re.findall(r"[A-Za-z']+", _NUMBERING.sub("", text.strip()))
+    return bool(words) and words[0].casefold() in _IMPERATIVES
+
+
 def _enough(definition: str) -> bool:
     return len(definition.split()) >= 3
 
@@ -229,7 +89,7 @@ def match_definition(line: str) -> Concept | None:
     s = _LIST_PREFIX.sub("", line.strip(), count=1)
     if not s:
         return None
-    title = _BOLD_TITLE.match(s)
+    title = _BOLD_TITLE.match(s) or _TERM_TITLE.match(s)
     if title and is_term(title.group(1).strip()):
         return Concept(title.group(1).strip(), "")
     bold = _BOLD_LEAD.match(s)

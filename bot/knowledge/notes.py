@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from bot.knowledge.cards import FLAG_GENERATED, FLAG_IMPORTANT, FLAG_NO_ANSWER, Card, Source
-from bot.knowledge.concepts import concept_question, is_term, match_definition
+from bot.knowledge.concepts import concept_question, is_imperative, is_term, match_definition
 from bot.knowledge.text import decode_notes, display_question, is_shouted, normalize_for_search, question_key
 from bot.knowledge.topics import classify_topic
 
@@ -257,9 +257,13 @@ def _finish(open_: _Open) -> _Finished:
     return open_.q, answer, _join(dropped), last, open_.important, open_.section
 
 
-def _keeps_subheading(current: _Open | None, level: int) -> bool:
-    """A deeper heading under a heading question stays part of that question's answer."""
-    return current is not None and not current.q.concept and 0 < current.q.level < level
+def _keeps_subheading(current: _Open | None, heading: re.Match[str]) -> bool:
+    """A deeper heading under a heading question stays part of that question's answer.
+
+    An imperative heading (``### Explain …``) is a question of its own.
+    """
+    deeper = current is not None and not current.q.concept and 0 < current.q.level < len(heading.group(1))
+    return deeper and not is_imperative(_BOLD_ONLY.sub(r"\1", heading.group(2)))
 
 
 def _concept_at(s: str, heading: re.Match[str] | None, first_line: bool) -> _Question | None:
@@ -307,7 +311,7 @@ def _scan(text: str, leftovers: list[tuple[int, str]] | None = None) -> Iterator
             after_break = True
             continue
         q = _match_question(raw)
-        if q is None and heading is not None and _keeps_subheading(current, len(heading.group(1))):
+        if q is None and heading is not None and _keeps_subheading(current, heading):
             q = None
         elif q is None and (heading is not None or current is None or current.q.concept):
             q = _concept_at(s, heading, first_line)
