@@ -152,3 +152,12 @@ def test_cli_cards_on_lecture_notes_and_a_pdf(tmp_path: Path) -> None:
     write_pdf(pdf, [["Intro"], ["What is dropout?", "Randomly zeroing activations."]])
     result = CliRunner().invoke(cli, ["cards", str(pdf)], catch_exceptions=False)
     assert result.exit_code == 0 and "What is dropout?" in result.stdout and "notes.pdf p. 2)" in result.stdout
+
+
+def test_pages_are_shown_where_a_source_is_shown(tmp_path: Path) -> None:
+    from bot.adapters.views import source_line
+
+    pdf = tmp_path / "notes.pdf"
+    write_pdf(pdf, [["Intro"], ["What is dropout?", "Randomly zeroing activations."]])
+    card = load(pdf, "notes.pdf").cards[0]
+    assert source_line(card) == "notes.pdf, page 2"

@@ -12,6 +12,10 @@ A line-oriented parser for messy study notes. It recognises, in one pass:
 * importance markers (``#IMPORTANT``, ``#SUPER IMPORTANT …``, ``(important)``) that flag the
   next question.
 
+Concepts without a question mark — Markdown headings, ``Term: definition`` lines, bold lead-ins,
+bullet definitions (:mod:`bot.knowledge.concepts`) — become cards with a generated question
+wherever no explicit question is open; text under neither can be collected as leftovers.
+
 An answer runs from the question to the next question or boundary. Trailing paragraphs that
 share no content word with the question (a stray note the user jotted below an answer) are
 moved to ``Card.extra`` instead of being graded against.
