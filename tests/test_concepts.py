@@ -59,6 +59,8 @@ def test_generated_questions(term: str, question: str) -> None:
         ),
         ("**Softmax**: turns logits into probabilities", "Softmax", "turns logits into probabilities"),
         ("**Tokenization**", "Tokenization", ""),
+        ("*Perplexity*: exp(cross-entropy)", "Perplexity", "exp(cross-entropy)"),
+        ("Bagging -- bootstrap samples, one model each", "Bagging", "bootstrap samples, one model each"),
     ],
 )
 def test_definition_lines(line: str, term: str, definition: str) -> None:

@@ -24,7 +24,7 @@ _LIST_PREFIX = re.compile(r"^(?:[-*+•]\s+|\d{1,3}[.)]\s+)")
 # **Term.** text | **Term**: text | **Term:** text | **Term** – text
 _BOLD_LEAD = re.compile(r"^(?:\*\*|__)([^*_]{1,60}?)\s*([.:])?\s*(?:\*\*|__)\s*(?:([:–—-])\s*)?(.*)$")
 _COLON = re.compile(r"^([^:]{1,60}?)\s*:\s+(\S.*)$")
-_DASH = re.compile(r"^(.{1,60}?)\s+[–—-]\s+(\S.*)$")
+_DASH = re.compile(r"^(.{1,60}?)\s+(?:--|[–—-])\s+(\S.*)$")
 _BOLD_TITLE = re.compile(r"^(?:\*\*|__)([^*_]{1,60}?)\s*:?\s*(?:\*\*|__)\s*:?$")
 _TERM_TITLE = re.compile(r"^([^:]{1,60}?)\s*:$")  # "Overfitting:" with the definition below
 
@@ -81,7 +81,8 @@ def is_imperative(text: str) -> bool:
 
 
 def _enough(definition: str) -> bool:
-    return len(definition.split()) >= 3
+    """A definition, not a subtitle ("Interview prep: classical ML"): three words or a formula."""
+    return len(definition.split()) >= 3 or bool(re.search(r"[=()/^+]", definition))
 
 
 def match_definition(line: str) -> Concept | None:
@@ -100,8 +101,9 @@ def match_definition(line: str) -> Concept | None:
         return None
     for pattern in (_COLON, _DASH):
         m = pattern.match(s)
-        if m and is_term(m.group(1).strip()) and _enough(m.group(2)):
-            return Concept(m.group(1).strip(), m.group(2).strip())
+        term = m.group(1).strip().strip("*_`").strip() if m else ""
+        if m and is_term(term) and _enough(m.group(2)):
+            return Concept(term, m.group(2).strip())
     return None
 
 
