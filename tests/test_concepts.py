@@ -36,6 +36,8 @@ def _bench() -> ModuleType:
         ("Difference between bagging and boosting", "What is the difference between bagging and boosting?"),
         ("3.2 Beam search", "What is beam search?"),
         ("ReLU", "What is ReLU?"),
+        ("Logistic Regression:", "What is logistic regression?"),
+        ("Long Short-Term Memory (LSTM)", "What is long short-term memory (LSTM)?"),
     ],
 )
 def test_generated_questions(term: str, question: str) -> None:

@@ -130,16 +130,24 @@ def concept_question(term: str) -> str:
     difference = _DIFFERENCE.match(text)
     if difference:
         return f"What is the difference between {_lower(difference.group(1))}?"
+    words_all = text.split()
+    if len(words_all) > 1 and all(w[:1].isupper() for w in words_all if w[:1].isalpha()):
+        text = " ".join(_lower(w) for w in words_all)  # Title Case heading: "Logistic Regression"
     question = display_question(text, term_only=True)
     if _plural(text) and question.startswith("What is "):
         question = "What are " + question[len("What is ") :]
     return question
 
 
+def _title_word(word: str) -> bool:
+    """``Regression``, ``Short-Term``: capitalised, the rest lower case (not ``LSTM``, ``ReLU``)."""
+    return all(p[:1].isupper() and p[1:] == p[1:].lower() and p[1:].isalpha() for p in word.split("-"))
+
+
 def _lower(part: str) -> str:
     """Sentence case for a term inside a question, keeping acronyms and names like ReLU."""
     part = part.strip()
     first = part.split()[0] if part else ""
-    if first[:1].isupper() and first[1:].isalpha() and first[1:].islower():
-        return part[0].lower() + part[1:]
+    if _title_word(first):
+        return first.lower() + part[len(first) :]
     return part
