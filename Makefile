@@ -45,6 +45,8 @@ bench: install
 	$(BIN)/python bench/bench_store.py
 	$(BIN)/python bench/bench_grader.py
 	$(BIN)/python bench/bench_app.py
+	$(BIN)/python bench/notes_recall.py
+	$(BIN)/python bench/bench_notes_pdf.py --import-only
 
 # Grader agreement with human graders on ../shared/datasets (held-out splits).
 eval: install

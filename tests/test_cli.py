@@ -47,10 +47,10 @@ def test_cards_table_on_a_folder() -> None:
 def test_ingest_summary_then_search(real_notes: Path) -> None:
     code, out, _ = run("ingest", str(real_notes))
     assert code == 0
-    assert "Ingested 1 file(s): 91 cards, 7 topics, 16 without an answer" in out
+    assert "Ingested 1 file(s): 95 cards, 7 topics, 16 without an answer" in out
     code, out, _ = run("ingest", str(real_notes), "--json")
     summary = json.loads(out)
-    assert summary["unchanged"] == 91 and summary["added"] == 0 and summary["no_answer"] == 16
+    assert summary["unchanged"] == 95 and summary["added"] == 0 and summary["no_answer"] == 16
     assert summary["files"] == 1 and len(summary["topics"]) == 7 and summary["seconds"] >= 0
     code, out, _ = run("search", "what does dropout do", "-k", "2", "--json")
     hits = json.loads(out)

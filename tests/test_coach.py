@@ -67,7 +67,7 @@ def test_coach_opens_and_builds_sessions(seeded: Path) -> None:
     from bot.settings import Settings
 
     coach = Coach.open(Settings())
-    assert len(coach.cards()) == 91 and coach.topics()[0] == "GenAI & LLMs"
+    assert len(coach.cards()) == 95 and coach.topics()[0] == "GenAI & LLMs"
     assert "offline grader" in coach.grader_line()
     session = coach.new_session(SessionConfig(n_questions=4, topics=("RNN & LSTM",)))
     assert session.total == 4 and {q.card.topic for q in session.questions} == {"RNN & LSTM"}

@@ -19,7 +19,7 @@ from bot.knowledge.cards import Card
 from bot.knowledge.notes import parse_file
 
 ROOT = Path(__file__).resolve().parents[1]
-GOLD = ROOT / "knowledge" / "eval" / "gold.jsonl"
+GOLD = ROOT / "eval" / "gold.jsonl"
 NOTES = ROOT / "knowledge" / "ml-interview-notes.txt"
 FIELDS = {
     "question",

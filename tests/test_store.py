@@ -78,7 +78,7 @@ def test_ingesting_one_file_keeps_other_sources(store: CardStore, knowledge: Pat
 
 def test_related_and_search(seeded: Path, settings: Settings, local_embedder: Any) -> None:
     store = open_store(settings, local_embedder)
-    assert store.count() == 91
+    assert store.count() == 95  # 91 written questions + 4 concept cards
     cards = store.all_cards()
     vg = next(c for c in cards if c.display_question == "What is vanishing gradient problem?")
     r = store.related(vg, k=3)

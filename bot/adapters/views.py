@@ -42,6 +42,9 @@ __all__ = [
 
 def source_line(card: Card) -> str:
     s = card.source
+    if s.page_start is not None:
+        end = s.page_end or s.page_start
+        return f"{s.path}, page {s.page_start}" if end == s.page_start else f"{s.path}, pages {s.page_start}–{end}"
     lines = f"line {s.line_start}" if s.line_start == s.line_end else f"lines {s.line_start}–{s.line_end}"
     return f"{s.path}, {lines}"
 

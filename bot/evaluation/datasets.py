@@ -2,7 +2,7 @@
 
 :func:`load_dataset` reads JSON Lines (``question``, ``reference_answer``, ``student_answer``,
 ``score``, ``score_max``); every bad line is reported with its 1-based number and a reason. The same
-reader serves the public sets (SAF, SemEval-2013) and ``knowledge/eval/gold.jsonl`` (split ``gold``).
+reader serves the public sets (SAF, SemEval-2013) and ``eval/gold.jsonl`` (split ``gold``).
 """
 
 from __future__ import annotations

@@ -216,7 +216,7 @@ def export_anki(
                     _html(card.display_question),
                     _html(back),
                     _html(card.topic),
-                    _html(f"{card.source.path}:{card.source.line_start}"),
+                    _html(card.source.describe()),
                 ],
                 guid=genanki.guid_for("interview-coach", card.id),
                 tags=tags,

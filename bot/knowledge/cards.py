@@ -10,18 +10,29 @@ from pydantic import BaseModel, Field
 
 from bot.knowledge.text import normalize_for_search
 
-__all__ = ["FLAG_IMPORTANT", "FLAG_NO_ANSWER", "Card", "Source"]
+__all__ = ["FLAG_GENERATED", "FLAG_IMPORTANT", "FLAG_NO_ANSWER", "Card", "Source"]
 
 FLAG_IMPORTANT = "important"
 FLAG_NO_ANSWER = "no_answer"
+FLAG_GENERATED = "generated"  # the display question was generated from a concept, not written
 
 
 class Source(BaseModel):
-    """Where a card came from: the file and its 1-based, inclusive line range."""
+    """Where a card came from: the file and its 1-based, inclusive line range (pages for a PDF)."""
 
     path: str
     line_start: int = Field(ge=1)
     line_end: int = Field(ge=1)
+    page_start: int | None = Field(default=None, ge=1, description="PDF page of the first line.")
+    page_end: int | None = Field(default=None, ge=1, description="PDF page of the last line.")
+
+    def describe(self) -> str:
+        """``notes.md:12–14`` or ``notes.pdf p. 3–4``."""
+        if self.page_start is not None:
+            end = self.page_end or self.page_start
+            return f"{self.path} p. {self.page_start}" + (f"–{end}" if end != self.page_start else "")
+        lines = str(self.line_start) + (f"–{self.line_end}" if self.line_end != self.line_start else "")
+        return f"{self.path}:{lines}"
 
 
 class Card(BaseModel):
@@ -54,7 +65,8 @@ class Card(BaseModel):
 
     def content_hash(self) -> str:
         """Changes whenever anything stored for the card changes (drives incremental ingest)."""
-        payload = json.dumps(self.model_dump(mode="json"), sort_keys=True, ensure_ascii=False)
+        # exclude_none: cards without page numbers hash as they did before pages existed
+        payload = json.dumps(self.model_dump(mode="json", exclude_none=True), sort_keys=True, ensure_ascii=False)
         return hashlib.sha1(payload.encode("utf-8")).hexdigest()
 
     def to_public_json(self) -> dict[str, Any]:

@@ -1,4 +1,9 @@
-"""Ingest: find note files, parse them into cards, sync the store. Validates before writing."""
+"""Ingest: find note files, import them into cards, sync the store. Validates before writing.
+
+The plain-function API (for the CLI, the coach and browser uploads): :func:`collect` imports
+and validates, :func:`ingest` writes and returns an :class:`IngestSummary` with per-file counts
+and the sections that could not be turned into questions.
+"""
 
 from __future__ import annotations
 
@@ -9,9 +14,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from bot.knowledge.cards import Card
-from bot.knowledge.notes import NOTE_SUFFIXES, iter_note_files, parse_notes
-from bot.knowledge.text import NotesDecodeError, decode_notes
+from bot.knowledge.cards import FLAG_GENERATED, Card
+from bot.knowledge.importers import SUFFIXES, Imported, ImportFailed, load, note_files
 from bot.retrieval.store import CardStore
 
 __all__ = ["IngestError", "IngestSummary", "ParsedFile", "collect", "ingest", "source_key"]
@@ -26,6 +30,7 @@ class ParsedFile:
     path: Path
     key: str
     cards: list[Card]
+    unquestioned: tuple[str, ...] = ()  # "lines 3–9 (section)": text that became no question
 
 
 @dataclass
@@ -40,6 +45,9 @@ class IngestSummary:
     unchanged: int = 0
     seconds: float = 0.0
     warnings: list[str] = field(default_factory=list)
+    generated: int = 0  # cards whose question was generated from a concept
+    per_file: dict[str, int] = field(default_factory=dict)  # source key -> cards
+    unquestioned: list[str] = field(default_factory=list)  # "file: lines 3–9 (section)"
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -53,6 +61,9 @@ class IngestSummary:
             "unchanged": self.unchanged,
             "seconds": round(self.seconds, 3),
             "warnings": self.warnings,
+            "generated": self.generated,
+            "per_file": self.per_file,
+            "unquestioned": self.unquestioned,
         }
 
 
@@ -65,20 +76,8 @@ def source_key(path: Path, knowledge_dir: Path) -> str:
         return resolved.as_posix()
 
 
-def _read(path: Path) -> str:
-    try:
-        data = path.read_bytes()
-    except OSError as exc:
-        raise IngestError(f"{path}: cannot read ({exc.strerror or exc})") from exc
-    if not data.strip():
-        raise IngestError(f"{path}: the file is empty")
-    try:
-        text = decode_notes(data)
-    except NotesDecodeError as exc:
-        raise IngestError(f"{path}: not a text notes file ({exc})") from exc
-    if not text.strip():
-        raise IngestError(f"{path}: the file is empty")
-    return text
+def _unquestioned(imported: Imported) -> tuple[str, ...]:
+    return tuple(f"{imported.where(lo)}" + (f" ({lo.section})" if lo.section else "") for lo in imported.leftovers)
 
 
 def collect(paths: Sequence[Path], knowledge_dir: Path) -> tuple[list[ParsedFile], list[str]]:
@@ -86,7 +85,7 @@ def collect(paths: Sequence[Path], knowledge_dir: Path) -> tuple[list[ParsedFile
 
     A file named explicitly must be readable notes with at least one question; inside a folder,
     empty, binary or question-less files are skipped with a warning. A folder (or the whole
-    input) with no questions at all is an error.
+    input) with no questions at all is an error. Formats: see :mod:`bot.knowledge.importers`.
     """
     if not paths:
         raise IngestError("no paths given")
@@ -96,27 +95,31 @@ def collect(paths: Sequence[Path], knowledge_dir: Path) -> tuple[list[ParsedFile
         if not root.exists():
             raise IngestError(f"{root}: no such file or directory")
         explicit = root.is_file()
-        files = list(iter_note_files([root]))
+        files = list(note_files(root))
         if root.is_dir() and not files:
-            raise IngestError(f"{root}: no notes found (looked for {', '.join(NOTE_SUFFIXES)} files)")
+            raise IngestError(f"{root}: no notes found (looked for {', '.join(SUFFIXES)} files)")
         before = len(parsed)
         for f in files:
+            key = source_key(f, knowledge_dir)
             try:
-                text = _read(f)
-            except IngestError as exc:
+                imported = load(f, key)
+            except ImportFailed as exc:
                 if explicit:
-                    raise
+                    raise IngestError(str(exc)) from exc
                 warnings.append(f"skipped {exc}")
                 continue
-            key = source_key(f, knowledge_dir)
-            cards = parse_notes(text, key)
-            if not cards:
-                message = f"{f}: no questions found (questions are lines ending in '?', Q:/A: pairs, headings…)"
+            if not imported.cards:
+                message = (
+                    f"{f}: no questions found (questions are lines ending in '?', Q:/A: pairs, headings, "
+                    "'Term: definition' lines…)"
+                )
                 if explicit:
                     raise IngestError(message)
                 warnings.append(f"skipped {message}")
                 continue
-            parsed.append(ParsedFile(path=f.resolve(), key=key, cards=cards))
+            parsed.append(
+                ParsedFile(path=f.resolve(), key=key, cards=imported.cards, unquestioned=_unquestioned(imported))
+            )
         if root.is_dir() and len(parsed) == before:
             raise IngestError(f"{root}: no notes with questions found")
     return parsed, warnings
@@ -157,4 +160,7 @@ def ingest(
         unchanged=report.unchanged,
         seconds=time.perf_counter() - started,
         warnings=warnings,
+        generated=sum(1 for c in cards if FLAG_GENERATED in c.flags),
+        per_file={p.key: len(p.cards) for p in parsed},
+        unquestioned=[f"{p.key}: {where}" for p in parsed for where in p.unquestioned],
     )

@@ -12,6 +12,10 @@ A line-oriented parser for messy study notes. It recognises, in one pass:
 * importance markers (``#IMPORTANT``, ``#SUPER IMPORTANT …``, ``(important)``) that flag the
   next question.
 
+Concepts without a question mark — Markdown headings, ``Term: definition`` lines, bold lead-ins,
+bullet definitions (:mod:`bot.knowledge.concepts`) — become cards with a generated question
+wherever no explicit question is open; text under neither can be collected as leftovers.
+
 An answer runs from the question to the next question or boundary. Trailing paragraphs that
 share no content word with the question (a stray note the user jotted below an answer) are
 moved to ``Card.extra`` instead of being graded against.
@@ -21,17 +25,16 @@ from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from bot.knowledge.cards import FLAG_IMPORTANT, FLAG_NO_ANSWER, Card, Source
+from bot.knowledge.cards import FLAG_GENERATED, FLAG_IMPORTANT, FLAG_NO_ANSWER, Card, Source
+from bot.knowledge.concepts import concept_question, is_imperative, is_term, match_definition
 from bot.knowledge.text import decode_notes, display_question, is_shouted, normalize_for_search, question_key
 from bot.knowledge.topics import classify_topic
 
-__all__ = ["NOTE_SUFFIXES", "card_id", "parse_file", "parse_notes"]
-
-NOTE_SUFFIXES = (".txt", ".md", ".markdown")
+__all__ = ["Leftover", "card_id", "parse_file", "parse_notes"]
 
 _HEADING = re.compile(r"^(#{1,6})\s+(.+?)\s*#*\s*$")
 _TAG_LINE = re.compile(r"^#(?![#\s])(.+)$")
@@ -82,6 +85,18 @@ class _Question:
     term_only: bool = False
     important: bool = False
     inline_answer: str = ""
+    concept: bool = False  # a concept card (no question mark in the notes): generated question
+    level: int = 0  # Markdown heading level of a heading question: deeper headings stay in its answer
+
+
+@dataclass(frozen=True)
+class Leftover:
+    """Text under no question or concept: a section that could not be turned into questions."""
+
+    line_start: int  # 1-based, inclusive
+    line_end: int
+    section: str
+    words: int
 
 
 @dataclass
@@ -106,7 +121,7 @@ def _match_question(line: str) -> _Question | None:
     if m:
         body = _BOLD_ONLY.sub(r"\1", m.group(2)).strip()
         if _ENDS_WITH_QUESTION.search(_IMPORTANT_INLINE.sub("", body)):
-            return _Question(body, 0, important=important)
+            return _Question(body, 0, important=important, level=len(m.group(1)))
         return None
     m = _Q_LABEL.match(s)
     if m and m.group(1).strip():
@@ -213,7 +228,11 @@ def _strip_answer_label(text: str) -> str:
     return m.group(1) if m else text
 
 
-def _finish(open_: _Open) -> tuple[_Question, str, str, int, bool, str]:
+_Finished = tuple[_Question, str, str, int, bool, str]
+_LEFTOVER_MIN_WORDS = 12  # shorter stray lines are not reported as sections left out
+
+
+def _finish(open_: _Open) -> _Finished:
     """Resolve an open question into (question, answer, extra, last line, important, section)."""
     lines = list(open_.lines)
     if open_.q.inline_answer:
@@ -223,7 +242,7 @@ def _finish(open_: _Open) -> tuple[_Question, str, str, int, bool, str]:
         lines[0] = (first_idx, _strip_answer_label(first_text))
     paras = _paragraphs(lines)
     keep = len(paras)
-    if len(paras) > 1:
+    if len(paras) > 1 and not open_.q.concept:  # a concept's answer is all the text under it
         qwords = _content_words(open_.q.text)
         awords = _content_words(" ".join(t for _, t in paras[0]))
         keep = 1
@@ -242,12 +261,35 @@ def _finish(open_: _Open) -> tuple[_Question, str, str, int, bool, str]:
     return open_.q, answer, _join(dropped), last, open_.important, open_.section
 
 
-def _scan(text: str) -> Iterator[tuple[_Question, str, str, int, bool, str]]:
+def _keeps_subheading(current: _Open | None, heading: re.Match[str]) -> bool:
+    """A deeper heading under a heading question stays part of that question's answer.
+
+    An imperative heading (``### Explain …``) is a question of its own.
+    """
+    deeper = current is not None and not current.q.concept and 0 < current.q.level < len(heading.group(1))
+    return deeper and not is_imperative(_BOLD_ONLY.sub(r"\1", heading.group(2)))
+
+
+def _concept_at(s: str, heading: re.Match[str] | None, first_line: bool) -> _Question | None:
+    """A concept starting on this (non-question) line: a Markdown heading or a definition line."""
+    if heading is not None:
+        if first_line and len(heading.group(1)) == 1:
+            return None  # the document's title
+        return _Question(_BOLD_ONLY.sub(r"\1", heading.group(2)).strip(), 0, concept=True)
+    found = match_definition(s)
+    if found is None:
+        return None
+    return _Question(found.term, 0, concept=True, inline_answer=found.definition)
+
+
+def _scan(text: str, leftovers: list[tuple[int, str]] | None = None) -> Iterator[_Finished]:
+    """Questions and concepts with their answers; text under neither goes to ``leftovers``."""
     lines = text.split("\n")
     current: _Open | None = None
     pending_important = False
     section = ""
     after_break = True  # start of file counts as after a blank line
+    seen_text = False
     for i, raw in enumerate(lines):
         s = raw.strip()
         if not s:
@@ -255,7 +297,9 @@ def _scan(text: str) -> Iterator[tuple[_Question, str, str, int, bool, str]]:
                 current.lines.append((i, ""))
             after_break = True
             continue
-        marker = _is_marker(s) if not _HEADING.match(s) else None
+        first_line, seen_text = not seen_text, True
+        heading = _HEADING.match(s)
+        marker = _is_marker(s) if not heading else None
         if marker is not None:
             kind, body = marker
             if kind == "ignore":
@@ -271,21 +315,29 @@ def _scan(text: str) -> Iterator[tuple[_Question, str, str, int, bool, str]]:
             after_break = True
             continue
         q = _match_question(raw)
+        if q is None and heading is not None and _keeps_subheading(current, heading):
+            q = None
+        elif q is None and (heading is not None or current is None or current.q.concept):
+            q = _concept_at(s, heading, first_line)
         if q is not None:
             if current is not None:
                 yield _finish(current)
             q.line = i
+            if q.concept and heading is not None:
+                section = q.text
             current = _Open(q=q, section=section, important=pending_important or q.important)
             pending_important = False
             after_break = False
             continue
-        header = _section_header(s, after_break)
-        if header is not None or _is_note_to_self(s, after_break):
+        header = _section_header(s, after_break) if heading is None else None
+        if header is not None or (heading is None and _is_note_to_self(s, after_break)):
             if current is not None:
                 yield _finish(current)
                 current = None
             if header is not None:
                 section = header
+                if is_term(header):  # a short title ("WORD2VEC:") with text under it is a concept
+                    current = _Open(q=_Question(header, i, concept=True), section=section, important=False)
             pending_important = False
             after_break = True
             continue
@@ -293,24 +345,48 @@ def _scan(text: str) -> Iterator[tuple[_Question, str, str, int, bool, str]]:
         after_break = False
         if current is not None:
             current.lines.append((i, raw))
+        elif leftovers is not None and heading is None:
+            leftovers.append((i, section))
     if current is not None:
         yield _finish(current)
 
 
-def parse_notes(text: str, source_key: str) -> list[Card]:
-    """Parse decoded notes text into cards. ``source_key`` names the file in ids and sources."""
+def _group_leftovers(found: list[tuple[int, str]], lines: list[str]) -> list[Leftover]:
+    """Runs of text under no question, split where a section changes, with at least a sentence."""
+    out: list[Leftover] = []
+    for line, section in found:
+        words = len(lines[line].split())
+        last = out[-1] if out else None
+        if last is not None and last.section == section and line + 1 - last.line_end <= 2:
+            out[-1] = Leftover(last.line_start, line + 1, section, last.words + words)
+        else:
+            out.append(Leftover(line + 1, line + 1, section, words))
+    return [o for o in out if o.words >= _LEFTOVER_MIN_WORDS]
+
+
+def parse_notes(text: str, source_key: str, *, leftovers: list[Leftover] | None = None) -> list[Card]:
+    """Parse decoded notes text into cards. ``source_key`` names the file in ids and sources.
+
+    ``leftovers``, when given, receives the sections of text that could not be turned into
+    questions (text under no question or concept).
+    """
     cards: list[Card] = []
     seen: dict[str, int] = {}
-    for q, answer, extra, last, important, section in _scan(text):
+    found: list[tuple[int, str]] | None = [] if leftovers is not None else None
+    for q, answer, extra, last, important, section in _scan(text, found):
+        if q.concept and not answer:
+            continue  # a heading with nothing under it is only a section title
         key = question_key(q.text)
         occurrence = seen.get(key, 0)
         seen[key] = occurrence + 1
-        display = display_question(q.text, term_only=q.term_only)
+        display = concept_question(q.text) if q.concept else display_question(q.text, term_only=q.term_only)
         flags: list[str] = []
         if important:
             flags.append(FLAG_IMPORTANT)
         if not answer:
             flags.append(FLAG_NO_ANSWER)
+        if q.concept:
+            flags.append(FLAG_GENERATED)
         cards.append(
             Card(
                 id=card_id(source_key, q.text, occurrence),
@@ -324,24 +400,11 @@ def parse_notes(text: str, source_key: str) -> list[Card]:
                 extra=extra,
             )
         )
+    if leftovers is not None and found is not None:
+        leftovers.extend(_group_leftovers(found, text.split("\n")))
     return cards
 
 
 def parse_file(path: Path, source_key: str | None = None) -> list[Card]:
     """Read and parse one notes file. Raises NotesDecodeError for binary/undecodable files."""
     return parse_notes(decode_notes(path.read_bytes()), source_key or str(path))
-
-
-def iter_note_files(paths: Iterable[Path]) -> Iterator[Path]:
-    """Expand files and directories into note files (``.txt``/``.md``), sorted, recursively."""
-    for p in paths:
-        if p.is_dir():
-            for child in sorted(p.rglob("*")):
-                if (
-                    child.is_file()
-                    and child.suffix.lower() in NOTE_SUFFIXES
-                    and not any(part.startswith(".") for part in child.relative_to(p).parts)
-                ):
-                    yield child
-        else:
-            yield p

@@ -203,9 +203,16 @@ _COMPILED = {
 }
 
 
+# One pass per topic first: most texts name few topics, so the per-pattern counts run only there.
+_ANY = {topic: re.compile(rf"\b(?:{'|'.join(patterns)})", re.IGNORECASE) for topic, patterns in _PATTERNS.items()}
+
+
 def _score(text: str) -> dict[str, int]:
     folded = normalize_for_search(text).casefold().replace("_", "_")
-    return {topic: sum(len(rx.findall(folded)) for rx in rxs) for topic, rxs in _COMPILED.items()}
+    return {
+        topic: sum(len(rx.findall(folded)) for rx in rxs) if _ANY[topic].search(folded) else 0
+        for topic, rxs in _COMPILED.items()
+    }
 
 
 def classify_topic(question: str, answer: str = "", section: str = "") -> str:

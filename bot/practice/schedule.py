@@ -186,7 +186,7 @@ def find_leeches(
         if failures < threshold:
             continue
         card = (cards or {}).get(card_id)
-        where = f" “{card.display_question}” ({card.source.path}:{card.source.line_start})" if card else ""
+        where = f" “{card.display_question}” ({card.source.describe()})" if card else ""
         suggestion = (
             f"Failed {failures} times: rewrite the note{where}: split it into smaller questions "
             "or make the answer shorter and more concrete."

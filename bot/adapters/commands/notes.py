@@ -18,7 +18,10 @@ __all__ = ["cards", "ingest", "search"]
 @click.argument("paths", nargs=-1, type=click.Path())
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
 def ingest(paths: tuple[str, ...], as_json: bool) -> None:
-    """Parse notes (default: the knowledge folder) and sync them into the card store."""
+    """Import notes (default: the knowledge folder) and sync them into the card store.
+
+    PATHS: .txt/.md/.pdf files, folders of them, Obsidian vaults, Anki plain-text exports.
+    """
     from bot.knowledge.ingest import IngestError, collect
     from bot.knowledge.ingest import ingest as run_ingest
     from bot.retrieval.embeddings import EmbeddingModelMissing
@@ -54,6 +57,12 @@ def ingest(paths: tuple[str, ...], as_json: bool) -> None:
         f"unchanged {summary.unchanged}; store '{store.name}' now holds {store.count()})."
     )
     click.echo(f"Topics: {topics}")
+    if summary.generated:
+        click.echo(f"{summary.generated} question(s) generated from concepts (headings, 'Term: definition' lines).")
+    if summary.unquestioned:
+        click.echo("Not turned into questions (text under no question or concept):")
+        for where in summary.unquestioned:
+            click.echo(f"  {where}")
 
 
 @click.command()
@@ -76,7 +85,7 @@ def cards(paths: tuple[str, ...], as_json: bool) -> None:
         return
     for c in all_cards:
         flags = f" [{', '.join(c.flags)}]" if c.flags else ""
-        click.echo(f"{c.id}  {c.topic:<26} {c.display_question}{flags}  ({c.source.path}:{c.source.line_start})")
+        click.echo(f"{c.id}  {c.topic:<26} {c.display_question}{flags}  ({c.source.describe()})")
     click.echo(f"{len(all_cards)} cards", err=True)
 
 
