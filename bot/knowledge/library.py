@@ -14,7 +14,6 @@ import re
 import shutil
 import tempfile
 import time
-from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -198,7 +197,6 @@ class Library:
         for _, backup in moved:
             if backup is not None:
                 backup.unlink(missing_ok=True)
-        summary.topics = dict(Counter(c.topic for _, p in staged for c in p.cards).most_common())
         return summary
 
     def remove(self, user: str, name: str) -> int:
