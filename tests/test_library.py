@@ -141,7 +141,7 @@ def test_remove_a_notes_file_and_hide_the_shipped_notes(library: Library, store:
     library.hide_shipped("alice", False)
     assert shared <= questions(store.all_cards(library.owners("alice")))
 
-    with pytest.raises(LookupError, match="rl.md"):
+    with pytest.raises(LookupError, match=r"rl\.md"):
         library.remove("alice", "nope.md")
     with pytest.raises(LookupError):
         library.remove("bob", "rl.md")  # not bob's

@@ -15,6 +15,7 @@ from typing import Any
 import chainlit as cl
 from chainlit.input_widget import MultiSelect, Select, Slider, Switch
 
+from bot.adapters import uploads
 from bot.adapters.load import LoadAwareGrader
 from bot.adapters.views import (
     SessionRenderer,
@@ -106,7 +107,7 @@ def _actions(card_id: str, *names: str) -> list[cl.Action]:
 @cl.set_starters
 async def starters(user: Any = None, language: Any = None) -> list[cl.Starter]:
     coach = await get_coach()
-    topics = coach.topics()
+    topics = await asyncio.to_thread(coach.topics, _user_name(user))
     out = []
     info = await coach.resumable(_user_name(user))
     if info is not None:
@@ -115,6 +116,7 @@ async def starters(user: Any = None, language: Any = None) -> list[cl.Starter]:
     out += [
         cl.Starter(label="Quick drill: 5 questions", message="/drill 5"),
         cl.Starter(label="Mock interview", message="/interview"),
+        cl.Starter(label="Add notes", message="/notes add"),
     ]
     if topics:
         out.append(cl.Starter(label=f"Mock interview: {topics[0]}", message=f"/interview {topics[0]}"))
@@ -125,11 +127,19 @@ async def starters(user: Any = None, language: Any = None) -> list[cl.Starter]:
     return out
 
 
+@cl.set_chat_profiles
+async def profiles(user: Any = None, language: Any = None) -> list[cl.ChatProfile]:
+    """One profile: its icon and description are the welcome screen (what this is, the user's notes)."""
+    coach = await get_coach()
+    welcome = await asyncio.to_thread(uploads.welcome_md, coach, _user_name(user))
+    return [cl.ChatProfile(name="Interview Coach", markdown_description=welcome, icon="/public/icon.svg", default=True)]
+
+
 @cl.on_chat_start
 async def start() -> None:
     """Send the chat settings only: the starters stay visible until the first message."""
     coach = await get_coach()
-    topics = coach.topics()
+    topics = await asyncio.to_thread(coach.topics, _user())
     values = await cl.ChatSettings(
         [
             Select(
@@ -171,7 +181,15 @@ async def on_message(message: cl.Message) -> None:
         text = message.content or ""
         session: InterviewSession | None = cl.user_session.get("session")
         coach = await get_coach()
-        request = parse_start(text, SessionConfig.from_dict(cl.user_session.get("prefs")), coach.topics())
+        if message.elements:  # the attach button: notes files
+            await uploads.add_notes(coach, _user(), message.elements)
+            if not text.strip():
+                return
+        notes = uploads.NOTES_COMMAND.match(text.strip())
+        if notes:
+            await uploads.notes_command(coach, _user(), notes.group(1))
+            return
+        request = parse_start(text, SessionConfig.from_dict(cl.user_session.get("prefs")), coach.topics(_user()))
         if session is None or session.finished or request is not None:
             await _start(coach, session, request, text)
             return
@@ -191,11 +209,9 @@ async def _start(coach: Coach, previous: InterviewSession | None, request: Start
         return
     if previous is not None and not previous.finished:
         await _render(previous, previous.command(Command.END))
-    cards = await asyncio.to_thread(coach.cards)
+    cards = await asyncio.to_thread(coach.cards, _user())
     if not cards:
-        await cl.Message(
-            content="No questions found in your notes. Add .txt/.md notes to `knowledge/` and restart."
-        ).send()
+        await cl.Message(content="No questions found in your notes. " + uploads.HOW_TO_ADD).send()
         return
     if request.kind == "resume":
         restored = await coach.resume(_user())
@@ -445,7 +461,7 @@ async def _show_progress(coach: Coach) -> None:
     user = _user()
 
     def compute() -> tuple[Any, list[Any]]:
-        stats = stats_with_settings(coach.history, user, coach.cards(), coach.settings, datetime.now(UTC))
+        stats = stats_with_settings(coach.history, user, coach.cards(user), coach.settings, datetime.now(UTC))
         return stats, [readiness_figure(stats), activity_figure(stats), weakest_figure(stats)]
 
     stats, figures = await asyncio.to_thread(compute)

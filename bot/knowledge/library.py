@@ -69,6 +69,7 @@ class Library:
     def __init__(self, data_dir: Path, store: CardStore) -> None:
         self.data_dir = data_dir
         self.store = store
+        self._hidden: dict[str, bool] = {}  # the per-user preference, read once (asked on every message)
 
     # -- where things are ------------------------------------------------------------------------
 
@@ -81,11 +82,13 @@ class Library:
     # -- who sees what ---------------------------------------------------------------------------
 
     def shipped_hidden(self, user: str) -> bool:
-        path = self.user_dir(user) / PREFS
-        try:
-            return bool(json.loads(path.read_text(encoding="utf-8")).get("hide_shipped", False))
-        except (OSError, ValueError, AttributeError):
-            return False
+        if user not in self._hidden:
+            path = self.user_dir(user) / PREFS
+            try:
+                self._hidden[user] = bool(json.loads(path.read_text(encoding="utf-8")).get("hide_shipped", False))
+            except (OSError, ValueError, AttributeError):
+                self._hidden[user] = False
+        return self._hidden[user]
 
     def hide_shipped(self, user: str, hidden: bool = True) -> None:
         folder = self.user_dir(user)
@@ -93,6 +96,7 @@ class Library:
         tmp = folder / f"{PREFS}.tmp"
         tmp.write_text(json.dumps({"hide_shipped": hidden}), encoding="utf-8")
         tmp.replace(folder / PREFS)
+        self._hidden[user] = hidden
 
     def owners(self, user: str) -> frozenset[str]:
         """The owners whose cards ``user`` sees: their own, and the shared notes unless hidden."""

@@ -216,9 +216,7 @@ class Coach:
             states = await self.history.arun(self.history.card_states, uid)
             pool = [c for c in self.cards(user) if not config.topics or c.topic in config.topics]
             cards = select_review(pool, states, now, config.n_questions, rng)
-        session = self.new_session(
-            config, recorder=self._recorder(uid), rng=rng, clock=clock, cards=cards, user=user
-        )
+        session = self.new_session(config, recorder=self._recorder(uid), rng=rng, clock=clock, cards=cards, user=user)
         session.leeches = await self.leeches(uid)
         await self.history.arun(
             functools.partial(

@@ -25,7 +25,16 @@ from bot.retrieval.embeddings import Embedder
 if TYPE_CHECKING:
     from bot.settings import Settings
 
-__all__ = ["SHARED", "CardStore", "Hit", "Retrieval", "SyncReport", "collection_name", "make_chroma_client", "open_store"]
+__all__ = [
+    "SHARED",
+    "CardStore",
+    "Hit",
+    "Retrieval",
+    "SyncReport",
+    "collection_name",
+    "make_chroma_client",
+    "open_store",
+]
 
 _BATCH = 256
 SHARED = "shared"  # the owner of notes every user sees (the shipped notes, `interview ingest`)
