@@ -8,6 +8,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from tests.test_chainlit_app import app, chat, say  # noqa: F401 - app is a fixture
 
 ALICE_NOTES = """# Reinforcement learning
@@ -114,3 +116,28 @@ async def test_welcome_screen_and_add_notes_starter(app: Any, tmp_path: Path) ->
     root = Path(__file__).resolve().parents[1]
     for name in ("icon.svg", "favicon.svg", "logo_light.svg", "logo_dark.svg"):
         assert (root / "public" / name).read_text().lstrip().startswith("<svg"), name
+
+
+async def test_the_add_notes_starter_opens_a_file_picker(
+    app: Any,  # noqa: F811
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import chainlit as cl
+
+    picked = tmp_path / "picked.md"
+    picked.write_text(ALICE_NOTES)
+    asks: list[Any] = []
+
+    async def fake_send(self: Any) -> list[Any]:
+        asks.append(self)
+        return [cl.File(name="rl.md", path=str(picked))] if len(asks) == 1 else []
+
+    monkeypatch.setattr(cl.AskFileMessage, "send", fake_send)
+    async with chat("e1", user="erin") as sent:
+        await app.start()
+        await say(app, "/notes add")
+        assert ".md" in str(asks[0].accept) and "Accepted:" in asks[0].content
+        assert "Added 1 notes file" in sent.texts()[-1]
+        await say(app, "/notes add")  # the picker timed out or was closed
+        assert sent.texts()[-1].startswith("No files picked.")

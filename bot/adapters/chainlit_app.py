@@ -183,7 +183,7 @@ async def on_message(message: cl.Message) -> None:
         coach = await get_coach()
         if message.elements:  # the attach button: notes files
             await uploads.add_notes(coach, _user(), message.elements)
-            if not text.strip():
+            if not text.strip().startswith("/"):  # words sent with files are about the files
                 return
         notes = uploads.NOTES_COMMAND.match(text.strip())
         if notes:

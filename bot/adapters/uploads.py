@@ -29,7 +29,7 @@ PROGRESS_EVERY_S = 0.5
 SHOWN_FILES = 6  # files listed by name on the welcome screen
 SHOWN_TOPICS = 8
 HOW_TO_ADD = (
-    f"Attach notes files ({', '.join(NOTE_SUFFIXES)}) with the 📎 button in the chat box, or pick the "
+    f"Attach notes files ({', '.join(NOTE_SUFFIXES)}) with the paperclip button in the chat box, or pick the "
     "**Add notes** starter."
 )
 
@@ -191,6 +191,7 @@ def welcome_md(coach: Coach, user: str) -> str:
     )
     more = f" and {len(topics) - len(ranked)} more" if len(topics) > len(ranked) else ""
     parts = [
+        "## Interview Coach",
         "A mock interviewer that asks you questions **from your own notes**, grades your answers "
         "against them and schedules what to review.",
         kb,
@@ -199,6 +200,6 @@ def welcome_md(coach: Coach, user: str) -> str:
         parts.append(f"Topics: {_topics_line(ranked)}{more}.")
     parts.append(
         "**Start:** pick *Quick drill* below, or *Add notes* to upload your own `.md` / `.txt` notes "
-        "(or attach them with 📎)."
+        "(or attach them with the paperclip in the chat box)."
     )
     return "\n\n".join(parts)
