@@ -42,9 +42,7 @@ def app(_seeded_template: Path, tmp_path_factory: pytest.TempPathFactory) -> Ite
 
     users = ",".join(f"{u}:{hash_password(p, log2_n=4)}" for u, p in PASSWORDS.items())
     workdir = tmp_path_factory.mktemp("browser-notes")
-    yield from serve_seeded(
-        _seeded_template, workdir, knowledge=REAL_NOTES.parent, env={"INTERVIEW_USERS": users}
-    )
+    yield from serve_seeded(_seeded_template, workdir, knowledge=REAL_NOTES.parent, env={"INTERVIEW_USERS": users})
 
 
 @pytest.fixture(scope="module")
