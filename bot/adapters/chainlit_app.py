@@ -47,6 +47,7 @@ from bot.practice.events import (
     Retrieved,
     Skipped,
 )
+from bot.practice.rephrase import FLAG_REPHRASED
 from bot.practice.report import build_report, report_figure, report_md
 from bot.practice.session import InterviewSession, Mode, SessionConfig
 from bot.settings import get_settings
@@ -64,6 +65,7 @@ ACTION_LABELS = {
     "next": ("Next question", "arrow-right"),
     "end": ("End session", "square"),
     "rate": ("Change rating", "star"),
+    "original": ("Show original wording", "quote"),
 }
 RATINGS = {"again": 1, "hard": 2, "good": 3, "easy": 4}
 STREAM_FLUSH_S = 0.15  # streamed feedback is sent in pieces at most this often
@@ -304,7 +306,14 @@ class _ChatRenderer(SessionRenderer[Awaitable[None]]):
             content=question_md(
                 event.card, event.number, event.total, retry=event.retry, resumed=event.resumed, leech=event.leech
             ),
-            actions=_actions(event.card.id, "hint", "skip", "reveal", "end"),
+            actions=_actions(
+                event.card.id,
+                "hint",
+                "skip",
+                "reveal",
+                "end",
+                *(["original"] if FLAG_REPHRASED in event.card.flags else []),
+            ),
         ).send()
         await _progress(self.session, event.number)
 
@@ -512,10 +521,20 @@ async def _on_action(action: cl.Action) -> None:
         await _render(session, session.command(Command(action.name), card_id=card_id))
 
 
+async def _show_original(action: cl.Action) -> None:
+    """A question asked in other words on review: the wording from the notes."""
+    coach = await get_coach()
+    card_id = (action.payload or {}).get("card_id")
+    card = next((c for c in await asyncio.to_thread(coach.cards, _user()) if c.id == card_id), None)
+    text = f"Original wording, from your notes:\n\n> {card.display_question}" if card else "That card is gone."
+    await cl.Message(content=text).send()
+
+
 for _name in ACTION_LABELS:
-    if _name != "rate":
+    if _name not in ("rate", "original"):
         cl.action_callback(_name)(_on_action)
 cl.action_callback("rate")(_rate_menu)
+cl.action_callback("original")(_show_original)
 for _name in RATINGS:
     cl.action_callback(f"rate_{_name}")(_rerate)
 

@@ -10,6 +10,7 @@ import asyncio
 import functools
 import random
 import re
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
@@ -20,6 +21,7 @@ from bot.history.users import LOCAL_USER
 from bot.knowledge.cards import Card
 from bot.knowledge.library import Library
 from bot.knowledge.topics import match_topics
+from bot.practice.rephrase import Rephraser, make_rephraser
 from bot.practice.session import InterviewSession, Mode, SessionConfig, SessionDeps
 from bot.retrieval.store import CardStore, Retrieval
 from bot.settings import Settings
@@ -88,6 +90,7 @@ class Coach:
         self._topics: dict[frozenset[str] | None, list[str]] = {}
         self._retrieved: dict[tuple[str, str, frozenset[str] | None], Retrieval] = {}
         self._library: Library | None = None
+        self._rephraser: Rephraser | None = None
 
     @classmethod
     def open(
@@ -216,6 +219,7 @@ class Coach:
             states = await self.history.arun(self.history.card_states, uid)
             pool = [c for c in self.cards(user) if not config.topics or c.topic in config.topics]
             cards = select_review(pool, states, now, config.n_questions, rng)
+            cards = await self._reworded(uid, cards, set(states))
         session = self.new_session(config, recorder=self._recorder(uid), rng=rng, clock=clock, cards=cards, user=user)
         session.leeches = await self.leeches(uid)
         await self.history.arun(
@@ -230,6 +234,22 @@ class Coach:
             )
         )
         return session
+
+    @property
+    def rephraser(self) -> Rephraser:
+        if self._rephraser is None:
+            self._rephraser = make_rephraser(self.settings)
+        return self._rephraser
+
+    async def _reworded(self, user_id: int, cards: list[Card], seen: set[str]) -> list[Card]:
+        """Cards coming back for review are asked in other words (new ones as written)."""
+        back = [c for c in cards if c.id in seen]
+        if not back:
+            return cards
+        reviews = await self.history.arun(self.history.reviews, user_id)
+        counts = Counter(r.card_id for r in reviews)
+        new_words = {c.id: c for c in await self.rephraser.rephrase(back, dict(counts))}
+        return [new_words.get(c.id, c) for c in cards]
 
     async def leeches(self, user_id: int) -> dict[str, str]:
         """Cards this user failed at least ``INTERVIEW_LEECH_THRESHOLD`` times, with a suggestion."""
