@@ -71,6 +71,14 @@ def signed_in(browser: Any, app: AppServer, user: str) -> Any:
     return page
 
 
+def keep(page: Any, tmp_path: Path, name: str) -> None:
+    """A screenshot; copied to ``$INTERVIEW_SCREENSHOTS`` when set (to look at what a user sees)."""
+    shot = tmp_path / name
+    page.screenshot(path=str(shot))
+    if os.environ.get("INTERVIEW_SCREENSHOTS"):
+        shutil.copy(shot, Path(os.environ["INTERVIEW_SCREENSHOTS"]) / name)
+
+
 def assistant(page: Any) -> Any:
     return page.locator('[data-step-type="assistant_message"]')
 
@@ -95,10 +103,7 @@ def test_attach_notes_then_drill_them_and_another_user_never_sees_them(
     assert "Interview Coach" in (alice.title() or "") or "Interview Coach" in welcome.inner_text()
     assert re.search(r"\d+ questions from 1 notes file", welcome.inner_text())
     assert alice.locator('[id^="starter-add-notes"]').count() == 1
-    shot = tmp_path / "welcome.png"
-    alice.screenshot(path=str(shot))
-    if os.environ.get("INTERVIEW_SCREENSHOTS"):
-        shutil.copy(shot, Path(os.environ["INTERVIEW_SCREENSHOTS"]) / "welcome.png")
+    keep(alice, tmp_path, "welcome.png")
 
     notes = tmp_path / "rl-notes.md"
     notes.write_text(NOTES)
@@ -114,6 +119,7 @@ def test_attach_notes_then_drill_them_and_another_user_never_sees_them(
     question = assistant(alice).filter(has_text="Question 1 of 2").first
     question.wait_for()
     assert any(q in question.inner_text() for q in QUESTIONS), question.inner_text()
+    keep(alice, tmp_path, "drill-from-upload.png")
     assert alice.page_errors == [], alice.page_errors  # type: ignore[attr-defined]
 
     bob = signed_in(browser, app, "bob")

@@ -191,7 +191,8 @@ async def on_message(message: cl.Message) -> None:
         if notes:
             await uploads.notes_command(coach, _user(), notes.group(1))
             return
-        request = parse_start(text, SessionConfig.from_dict(cl.user_session.get("prefs")), coach.topics(_user()))
+        topics = await asyncio.to_thread(coach.topics, _user())  # reads the store after notes changed
+        request = parse_start(text, SessionConfig.from_dict(cl.user_session.get("prefs")), topics)
         if session is None or session.finished or request is not None:
             await _start(coach, session, request, text)
             return
