@@ -53,7 +53,9 @@ def questions(cards: list[Any]) -> set[str]:
 
 def test_uploaded_notes_belong_to_their_user_only(library: Library, store: CardStore, tmp_path: Path) -> None:
     shared = questions(store.all_cards({SHARED}))
-    result = library.add("alice", [upload(tmp_path, "rl.md", ALICE_NOTES)])
+    seen: list[tuple[int, int]] = []
+    result = library.add("alice", [upload(tmp_path, "rl.md", ALICE_NOTES)], progress=lambda d, t: seen.append((d, t)))
+    assert seen[0] == (0, 2) and seen[-1] == (2, 2)  # parsed, then indexed
     assert result.rejected == [] and result.summary is not None
     assert (result.summary.files, result.summary.cards, result.summary.added) == (1, 2, 2)
     assert sum(result.summary.topics.values()) == 2

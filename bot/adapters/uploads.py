@@ -88,7 +88,7 @@ async def add_notes(coach: Coach, user: str, elements: Sequence[Any]) -> None:
         now = (state["done"], state["total"])
         if now != shown and now[1] and not work.done():
             shown = now
-            msg.content = f"Adding your notes ({names}): embedded {now[0]} of {now[1]} questions…"
+            msg.content = f"Adding your notes ({names}): {now[1]} questions found, {now[0]} indexed…"
             await msg.update()
     try:
         result = work.result()

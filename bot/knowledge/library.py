@@ -143,6 +143,8 @@ class Library:
                 staged.append((folder / name, parsed))
             if not staged:
                 return result
+            if progress is not None:  # parsed: say how many questions are on their way in
+                progress(0, sum(len(p.cards) for _, p in staged))
             result.summary = self._commit(user, staged, progress, started)
             result.names = [final.name for final, _ in staged]
         return result
