@@ -141,3 +141,18 @@ async def test_the_add_notes_starter_opens_a_file_picker(
         assert "Added 1 notes file" in sent.texts()[-1]
         await say(app, "/notes add")  # the picker timed out or was closed
         assert sent.texts()[-1].startswith("No files picked.")
+
+
+def test_the_upload_summary_counts_generated_questions_and_refusals() -> None:
+    from bot.adapters.uploads import summary_md
+    from bot.knowledge.ingest import IngestSummary
+    from bot.knowledge.library import UploadResult
+
+    summary = IngestSummary(files=2, cards=5, topics={"NLP": 3, "RL": 2}, no_answer=1, added=4, updated=1)
+    text = summary_md(
+        UploadResult(summary=summary, rejected=["a.png: not a notes file"], names=["x.md", "y.md"], generated=3)
+    )
+    assert "**Added 2 notes files** (x.md, y.md): 5 questions — 4 new, 1 updated" in text
+    assert "3 of them are generated" in text and "Topics: NLP (3), RL (2)." in text
+    assert "1 of them have no answer" in text and "- a.png: not a notes file" in text
+    assert summary_md(UploadResult(summary=None)).startswith("No files arrived.")

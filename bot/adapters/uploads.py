@@ -47,6 +47,8 @@ def summary_md(result: UploadResult) -> str:
             f"**Added {s.files} notes file{'s' if s.files != 1 else ''}** ({', '.join(result.names)}): "
             f"{s.cards} questions — {s.added} new, {s.updated} updated, {s.unchanged} unchanged."
         )
+        if result.generated:
+            lines.append(f"{result.generated} of them are generated from headings and definitions in your notes.")
         if s.topics:
             lines.append(f"Topics: {_topics_line(s.topics)}.")
         if s.no_answer:

@@ -26,6 +26,7 @@ __all__ = ["Library", "NotesFile", "Upload", "UploadResult"]
 
 UPLOADS = "uploads"
 PREFS = ".prefs.json"
+GENERATED = "generated"  # the flag of a card whose question the parser wrote (not the notes)
 MAX_NAME = 120  # characters kept of an uploaded file's name
 _UNSAFE = re.compile(r"[^A-Za-z0-9._ -]+")
 
@@ -51,6 +52,7 @@ class UploadResult:
     summary: IngestSummary | None  # None when no file could be used
     rejected: list[str] = field(default_factory=list)  # "name: why", one per refused file
     names: list[str] = field(default_factory=list)  # the stored names of the accepted files
+    generated: int = 0  # cards whose question was generated (flag "generated": concepts, headings)
 
 
 def safe_name(name: str) -> str:
@@ -147,6 +149,7 @@ class Library:
                 progress(0, sum(len(p.cards) for _, p in staged))
             result.summary = self._commit(user, staged, progress, started)
             result.names = [final.name for final, _ in staged]
+            result.generated = sum(GENERATED in c.flags for _, p in staged for c in p.cards)
         return result
 
     def _staging_root(self) -> Path:
