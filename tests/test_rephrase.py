@@ -91,7 +91,7 @@ def test_a_card_back_for_review_is_asked_in_other_words(seeded: Path) -> None:
     t0 = datetime(2026, 11, 24, 9, 0, tzinfo=UTC)
     clock = {"now": t0}
 
-    async def scenario() -> tuple[Card, Card, Card]:
+    async def scenario() -> tuple[Card, Card, Card, Card]:
         first = await coach.start(
             SessionConfig(n_questions=1), review=True, rng=random.Random(0), clock=lambda: clock["now"]
         )
@@ -102,9 +102,13 @@ def test_a_card_back_for_review_is_asked_in_other_words(seeded: Path) -> None:
         second = await coach.start(
             SessionConfig(n_questions=2), review=True, rng=random.Random(0), clock=lambda: clock["now"]
         )
-        return seen, second.questions[0].card, second.questions[1].card
+        [e async for e in second.begin()]
+        restored = await coach.resume(clock=lambda: clock["now"])  # a reload mid-session
+        assert restored is not None
+        return seen, second.questions[0].card, second.questions[1].card, restored[0].questions[0].card
 
-    seen, back, new = asyncio.run(scenario())
+    seen, back, new, resumed = asyncio.run(scenario())
+    assert resumed.display_question == back.display_question
     assert back.id == seen.id and FLAG_REPHRASED in back.flags
     assert back.display_question == template_variant(seen.display_question, seen.id, 1)
     assert FLAG_REPHRASED not in new.flags  # a new card is asked as written

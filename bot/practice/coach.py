@@ -282,6 +282,9 @@ class Coach:
             return None
         by_id = {c.id: c for c in self.cards(user)}
         cards = [by_id[cid] for cid in info.card_ids if cid in by_id]
+        if info.config.get("review"):  # asked in the same other words as before the reload
+            states = await self.history.arun(self.history.card_states, info.user_id)
+            cards = await self._reworded(info.user_id, cards, set(states))
         deps = self._deps(self._recorder(info.user_id), self.owners(user))
         attempts = [a.as_attempt() for a in info.attempts]
         session, resume_at = InterviewSession.restore(
