@@ -256,6 +256,7 @@ class ChainlitClient:
         self._seq = 0
         self._changed = asyncio.Event()
         self._http: Any = None
+        self._cookie = ""  # the sign-in cookie, sent with the socket's handshake
         self.sio.on("*", self._on_any)
         self.sio.on("disconnect", self._on_disconnect)
 
@@ -266,6 +267,7 @@ class ChainlitClient:
             socketio_path="/ws/socket.io",
             transports=self.transports,
             auth={"clientType": "webapp", "sessionId": self.session_id, "userEnv": "{}"},
+            headers={"Cookie": self._cookie} if self._cookie else {},
             wait_timeout=timeout,
         )
         self.connected_at = time.monotonic()
@@ -287,10 +289,26 @@ class ChainlitClient:
     ) -> None:
         await self.close()
 
+    async def sign_in(self, user: str, password: str) -> ChainlitClient:
+        """Password sign-in (``POST /login``, as the login form does); call before :meth:`connect`."""
+        r = await self.http("POST", "/login", data={"username": user, "password": password})
+        if r.status_code != 200:
+            raise AssertionError(f"sign-in as {user!r} failed: HTTP {r.status_code} {r.text[:300]}")
+        self._cookie = "; ".join(f"{k}={v}" for k, v in self._http.cookies.items())
+        return self
+
     # -- sending ---------------------------------------------------------------------------------------
-    async def send(self, text: str, *, command: str | None = None) -> str:
-        """Send a chat message as the user (Enter in the chat box). Returns the message id."""
+    async def send(self, text: str, *, command: str | None = None, files: dict[str, bytes] | None = None) -> str:
+        """Send a chat message as the user (Enter in the chat box), with ``files`` attached with
+        the paperclip (uploaded first, as the UI does). Returns the message id."""
         payload = user_message(text, command=command)
+        for name, content in (files or {}).items():
+            r = await self.http(
+                "POST", "/project/file", params={"session_id": self.session_id}, files={"file": (name, content)}
+            )
+            if r.status_code != 200:
+                raise AssertionError(f"upload of {name!r}: HTTP {r.status_code} {r.text[:300]}")
+            payload["fileReferences"].append({"id": r.json()["id"]})
         await self.sio.emit("client_message", payload)
         return str(payload["message"]["id"])
 

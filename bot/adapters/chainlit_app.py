@@ -15,6 +15,7 @@ from typing import Any
 import chainlit as cl
 from chainlit.input_widget import MultiSelect, Select, Slider, Switch
 
+from bot.adapters import uploads
 from bot.adapters.load import LoadAwareGrader
 from bot.adapters.views import (
     SessionRenderer,
@@ -46,6 +47,7 @@ from bot.practice.events import (
     Retrieved,
     Skipped,
 )
+from bot.practice.rephrase import FLAG_REPHRASED
 from bot.practice.report import build_report, report_figure, report_md
 from bot.practice.session import InterviewSession, Mode, SessionConfig
 from bot.settings import get_settings
@@ -63,6 +65,7 @@ ACTION_LABELS = {
     "next": ("Next question", "arrow-right"),
     "end": ("End session", "square"),
     "rate": ("Change rating", "star"),
+    "original": ("Show original wording", "quote"),
 }
 RATINGS = {"again": 1, "hard": 2, "good": 3, "easy": 4}
 STREAM_FLUSH_S = 0.15  # streamed feedback is sent in pieces at most this often
@@ -106,7 +109,7 @@ def _actions(card_id: str, *names: str) -> list[cl.Action]:
 @cl.set_starters
 async def starters(user: Any = None, language: Any = None) -> list[cl.Starter]:
     coach = await get_coach()
-    topics = coach.topics()
+    topics = await asyncio.to_thread(coach.topics, _user_name(user))
     out = []
     info = await coach.resumable(_user_name(user))
     if info is not None:
@@ -115,6 +118,7 @@ async def starters(user: Any = None, language: Any = None) -> list[cl.Starter]:
     out += [
         cl.Starter(label="Quick drill: 5 questions", message="/drill 5"),
         cl.Starter(label="Mock interview", message="/interview"),
+        cl.Starter(label="Add notes", message="/notes add"),
     ]
     if topics:
         out.append(cl.Starter(label=f"Mock interview: {topics[0]}", message=f"/interview {topics[0]}"))
@@ -125,11 +129,19 @@ async def starters(user: Any = None, language: Any = None) -> list[cl.Starter]:
     return out
 
 
+@cl.set_chat_profiles
+async def profiles(user: Any = None, language: Any = None) -> list[cl.ChatProfile]:
+    """One profile: its icon and description are the welcome screen (what this is, the user's notes)."""
+    coach = await get_coach()
+    welcome = await asyncio.to_thread(uploads.welcome_md, coach, _user_name(user))
+    return [cl.ChatProfile(name="Interview Coach", markdown_description=welcome, icon="/public/icon.svg", default=True)]
+
+
 @cl.on_chat_start
 async def start() -> None:
     """Send the chat settings only: the starters stay visible until the first message."""
     coach = await get_coach()
-    topics = coach.topics()
+    topics = await asyncio.to_thread(coach.topics, _user())
     values = await cl.ChatSettings(
         [
             Select(
@@ -171,7 +183,16 @@ async def on_message(message: cl.Message) -> None:
         text = message.content or ""
         session: InterviewSession | None = cl.user_session.get("session")
         coach = await get_coach()
-        request = parse_start(text, SessionConfig.from_dict(cl.user_session.get("prefs")), coach.topics())
+        if message.elements:  # the attach button: notes files
+            await uploads.add_notes(coach, _user(), message.elements)
+            if not text.strip().startswith("/"):  # words sent with files are about the files
+                return
+        notes = uploads.NOTES_COMMAND.match(text.strip())
+        if notes:
+            await uploads.notes_command(coach, _user(), notes.group(1))
+            return
+        topics = await asyncio.to_thread(coach.topics, _user())  # reads the store after notes changed
+        request = parse_start(text, SessionConfig.from_dict(cl.user_session.get("prefs")), topics)
         if session is None or session.finished or request is not None:
             await _start(coach, session, request, text)
             return
@@ -191,11 +212,9 @@ async def _start(coach: Coach, previous: InterviewSession | None, request: Start
         return
     if previous is not None and not previous.finished:
         await _render(previous, previous.command(Command.END))
-    cards = await asyncio.to_thread(coach.cards)
+    cards = await asyncio.to_thread(coach.cards, _user())
     if not cards:
-        await cl.Message(
-            content="No questions found in your notes. Add .txt/.md notes to `knowledge/` and restart."
-        ).send()
+        await cl.Message(content="No questions found in your notes. " + uploads.HOW_TO_ADD).send()
         return
     if request.kind == "resume":
         restored = await coach.resume(_user())
@@ -288,7 +307,14 @@ class _ChatRenderer(SessionRenderer[Awaitable[None]]):
             content=question_md(
                 event.card, event.number, event.total, retry=event.retry, resumed=event.resumed, leech=event.leech
             ),
-            actions=_actions(event.card.id, "hint", "skip", "reveal", "end"),
+            actions=_actions(
+                event.card.id,
+                "hint",
+                "skip",
+                "reveal",
+                "end",
+                *(["original"] if FLAG_REPHRASED in event.card.flags else []),
+            ),
         ).send()
         await _progress(self.session, event.number)
 
@@ -445,7 +471,7 @@ async def _show_progress(coach: Coach) -> None:
     user = _user()
 
     def compute() -> tuple[Any, list[Any]]:
-        stats = stats_with_settings(coach.history, user, coach.cards(), coach.settings, datetime.now(UTC))
+        stats = stats_with_settings(coach.history, user, coach.cards(user), coach.settings, datetime.now(UTC))
         return stats, [readiness_figure(stats), activity_figure(stats), weakest_figure(stats)]
 
     stats, figures = await asyncio.to_thread(compute)
@@ -496,10 +522,20 @@ async def _on_action(action: cl.Action) -> None:
         await _render(session, session.command(Command(action.name), card_id=card_id))
 
 
+async def _show_original(action: cl.Action) -> None:
+    """A question asked in other words on review: the wording from the notes."""
+    coach = await get_coach()
+    card_id = (action.payload or {}).get("card_id")
+    card = next((c for c in await asyncio.to_thread(coach.cards, _user()) if c.id == card_id), None)
+    text = f"Original wording, from your notes:\n\n> {card.display_question}" if card else "That card is gone."
+    await cl.Message(content=text).send()
+
+
 for _name in ACTION_LABELS:
-    if _name != "rate":
+    if _name not in ("rate", "original"):
         cl.action_callback(_name)(_on_action)
 cl.action_callback("rate")(_rate_menu)
+cl.action_callback("original")(_show_original)
 for _name in RATINGS:
     cl.action_callback(f"rate_{_name}")(_rerate)
 

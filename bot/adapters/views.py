@@ -57,6 +57,8 @@ def question_md(card: Card, k: int, n: int, *, retry: bool = False, resumed: boo
     )
     if leech:
         note += f"\n\n⚠️ _Leech: {leech}_"
+    if "rephrased" in card.flags:  # bot.practice.rephrase.FLAG_REPHRASED
+        note += "\n\n_Back for review, asked in other words._"
     return f"**{lead}Question {k} of {n}** · _{card.topic}_{star}\n\n### {card.display_question}{note}"
 
 

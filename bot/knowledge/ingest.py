@@ -16,7 +16,7 @@ from typing import Any
 
 from bot.knowledge.cards import FLAG_GENERATED, Card
 from bot.knowledge.importers import SUFFIXES, Imported, ImportFailed, load, note_files
-from bot.retrieval.store import CardStore
+from bot.retrieval.store import SHARED, CardStore
 
 __all__ = ["IngestError", "IngestSummary", "ParsedFile", "collect", "ingest", "source_key"]
 
@@ -133,12 +133,14 @@ def ingest(
     progress: Callable[[int, int], None] | None = None,
     collected: tuple[list[ParsedFile], list[str]] | None = None,
     started: float | None = None,
+    owner: str = SHARED,
 ) -> IngestSummary:
     """Parse ``paths`` and sync their cards into the store (incremental and idempotent).
 
     Records whose note file no longer exists are removed too (deleted notes). Pass ``collected``
     (the result of :func:`collect` for the same paths) when the caller already validated them, and
-    ``started`` (a ``time.perf_counter()`` value) so the summary's seconds include that parsing.
+    ``started`` (a ``time.perf_counter()`` value) so the summary's seconds include that parsing;
+    ``owner``: who sees the cards (everyone by default; a user's name for their own uploads).
     """
     started = time.perf_counter() if started is None else started
     parsed, warnings = collected if collected is not None else collect(paths, knowledge_dir)
@@ -148,7 +150,9 @@ def ingest(
         source_file = meta.get("source_file")
         return isinstance(source_file, str) and not Path(source_file).exists()
 
-    report = store.sync({p.key: (p.path.as_posix(), p.cards) for p in parsed}, prune=gone, progress=progress)
+    report = store.sync(
+        {p.key: (p.path.as_posix(), p.cards) for p in parsed}, prune=gone, progress=progress, owner=owner
+    )
     return IngestSummary(
         files=len(parsed),
         cards=len(cards),

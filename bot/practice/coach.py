@@ -10,6 +10,7 @@ import asyncio
 import functools
 import random
 import re
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
@@ -18,7 +19,9 @@ from typing import Any
 from bot.grading.base import Grader
 from bot.history.users import LOCAL_USER
 from bot.knowledge.cards import Card
+from bot.knowledge.library import Library
 from bot.knowledge.topics import match_topics
+from bot.practice.rephrase import Rephraser, make_rephraser
 from bot.practice.session import InterviewSession, Mode, SessionConfig, SessionDeps
 from bot.retrieval.store import CardStore, Retrieval
 from bot.settings import Settings
@@ -83,9 +86,11 @@ class Coach:
         self.grader = grader
         self.follow_ups = follow_ups
         self.history = history
-        self._cards: list[Card] | None = None
-        self._topics: list[str] | None = None
-        self._retrieved: dict[tuple[str, str], Retrieval] = {}
+        self._cards: dict[frozenset[str] | None, list[Card]] = {}
+        self._topics: dict[frozenset[str] | None, list[str]] = {}
+        self._retrieved: dict[tuple[str, str, frozenset[str] | None], Retrieval] = {}
+        self._library: Library | None = None
+        self._rephraser: Rephraser | None = None
 
     @classmethod
     def open(
@@ -105,6 +110,7 @@ class Coach:
         from bot.retrieval.store import open_store
 
         store = open_store(settings)
+        store.backfill_owner()  # a store written before owners existed: its cards are everyone's
         if ingest_if_empty and store.count() == 0:
             from bot.knowledge.ingest import ingest
 
@@ -121,27 +127,47 @@ class Coach:
 
     # -- cards -------------------------------------------------------------------------------
 
-    def cards(self) -> list[Card]:
-        if self._cards is None:
-            self._cards = self.store.all_cards()
-        return self._cards
+    @property
+    def library(self) -> Library:
+        """Who sees which notes; each user's uploaded notes files."""
+        if self._library is None:
+            self._library = Library(self.settings.data_dir, self.store)
+        return self._library
 
-    def topics(self) -> list[str]:
+    def owners(self, user: str | None) -> frozenset[str] | None:
+        """Whose cards ``user`` sees (None: everyone's, for the terminal and the CLI)."""
+        return None if user is None else self.library.owners(user)
+
+    def invalidate(self) -> None:
+        """Forget cached cards, topics and retrievals (notes were added or removed)."""
+        self._cards.clear()
+        self._topics.clear()
+        self._retrieved.clear()
+
+    def cards(self, user: str | None = None) -> list[Card]:
+        """The cards ``user`` sees (all cards when None), cached until :meth:`invalidate`."""
+        owners = self.owners(user)
+        if owners not in self._cards:
+            self._cards[owners] = self.store.all_cards(owners)
+        return self._cards[owners]
+
+    def topics(self, user: str | None = None) -> list[str]:
         """Topics, largest first (computed once: every chat message consults them)."""
-        if self._topics is None:
+        owners = self.owners(user)
+        if owners not in self._topics:
             counts: dict[str, int] = {}
-            for c in self.cards():
+            for c in self.cards(user):
                 counts[c.topic] = counts.get(c.topic, 0) + 1
-            self._topics = sorted(counts, key=lambda t: (-counts[t], t))
-        return self._topics
+            self._topics[owners] = sorted(counts, key=lambda t: (-counts[t], t))
+        return self._topics[owners]
 
-    async def retrieve(self, card: Card) -> Retrieval:
-        """The card's reference and related passages, cached per card version for this process."""
-        key = (card.id, card.content_hash())
+    async def retrieve(self, card: Card, owners: frozenset[str] | None = None) -> Retrieval:
+        """The card's reference and related passages (from ``owners``' cards), cached per card version."""
+        key = (card.id, card.content_hash(), owners)
         hit = self._retrieved.get(key)
         if hit is not None:
             return hit
-        retrieval = await asyncio.to_thread(self.store.related, card, self.settings.related_k)
+        retrieval = await asyncio.to_thread(self.store.related, card, self.settings.related_k, owners)
         if len(self._retrieved) >= RETRIEVAL_CACHE:
             self._retrieved.pop(next(iter(self._retrieved)))
         self._retrieved[key] = retrieval
@@ -161,8 +187,9 @@ class Coach:
 
     # -- sessions ----------------------------------------------------------------------------
 
-    def _deps(self, recorder: Any) -> SessionDeps:
-        return SessionDeps(grader=self.grader, retrieve=self.retrieve, follow_ups=self.follow_ups, recorder=recorder)
+    def _deps(self, recorder: Any, owners: frozenset[str] | None = None) -> SessionDeps:
+        retrieve = self.retrieve if owners is None else functools.partial(self.retrieve, owners=owners)
+        return SessionDeps(grader=self.grader, retrieve=retrieve, follow_ups=self.follow_ups, recorder=recorder)
 
     def _recorder(self, user_id: int) -> Any:
         from bot.history.recorder import HistoryRecorder
@@ -183,16 +210,17 @@ class Coach:
         rng = rng or random.Random()
         now = (clock or _now)()
         if self.history is None:
-            return self.new_session(config, rng=rng, clock=clock)
+            return self.new_session(config, rng=rng, clock=clock, user=user)
         uid = await self.history.arun(self.history.ensure_user, user)
         cards = None
         if review:
             from bot.practice.schedule import select_review
 
             states = await self.history.arun(self.history.card_states, uid)
-            pool = [c for c in self.cards() if not config.topics or c.topic in config.topics]
+            pool = [c for c in self.cards(user) if not config.topics or c.topic in config.topics]
             cards = select_review(pool, states, now, config.n_questions, rng)
-        session = self.new_session(config, recorder=self._recorder(uid), rng=rng, clock=clock, cards=cards)
+            cards = await self._reworded(uid, cards, set(states))
+        session = self.new_session(config, recorder=self._recorder(uid), rng=rng, clock=clock, cards=cards, user=user)
         session.leeches = await self.leeches(uid)
         await self.history.arun(
             functools.partial(
@@ -206,6 +234,22 @@ class Coach:
             )
         )
         return session
+
+    @property
+    def rephraser(self) -> Rephraser:
+        if self._rephraser is None:
+            self._rephraser = make_rephraser(self.settings)
+        return self._rephraser
+
+    async def _reworded(self, user_id: int, cards: list[Card], seen: set[str]) -> list[Card]:
+        """Cards coming back for review are asked in other words (new ones as written)."""
+        back = [c for c in cards if c.id in seen]
+        if not back:
+            return cards
+        reviews = await self.history.arun(self.history.reviews, user_id)
+        counts = Counter(r.card_id for r in reviews)
+        new_words = {c.id: c for c in await self.rephraser.rephrase(back, dict(counts))}
+        return [new_words.get(c.id, c) for c in cards]
 
     async def leeches(self, user_id: int) -> dict[str, str]:
         """Cards this user failed at least ``INTERVIEW_LEECH_THRESHOLD`` times, with a suggestion."""
@@ -226,7 +270,7 @@ class Coach:
         info = await self.history.arun(self.history.unfinished_session, uid)
         if info is None or not info.remaining_card_ids:
             return None
-        known = {c.id for c in self.cards()}
+        known = {c.id for c in self.cards(user)}
         return info if any(cid in known for cid in info.remaining_card_ids) else None
 
     async def resume(
@@ -236,9 +280,12 @@ class Coach:
         info = await self.resumable(user)
         if info is None:
             return None
-        by_id = {c.id: c for c in self.cards()}
+        by_id = {c.id: c for c in self.cards(user)}
         cards = [by_id[cid] for cid in info.card_ids if cid in by_id]
-        deps = self._deps(self._recorder(info.user_id))
+        if info.config.get("review"):  # asked in the same other words as before the reload
+            states = await self.history.arun(self.history.card_states, info.user_id)
+            cards = await self._reworded(info.user_id, cards, set(states))
+        deps = self._deps(self._recorder(info.user_id), self.owners(user))
         attempts = [a.as_attempt() for a in info.attempts]
         session, resume_at = InterviewSession.restore(
             cards,
@@ -261,9 +308,10 @@ class Coach:
         rng: random.Random | None = None,
         clock: Callable[[], datetime] | None = None,
         cards: list[Card] | None = None,
+        user: str | None = None,
     ) -> InterviewSession:
         """A session over ``cards`` (already ordered, e.g. by the review scheduler) or chosen from all."""
-        deps = self._deps(recorder)
+        deps = self._deps(recorder, self.owners(user))
         if cards is not None:
             return InterviewSession(cards[: config.n_questions], config, deps, clock=clock)
-        return InterviewSession.start(self.cards(), config, deps, rng=rng, clock=clock)
+        return InterviewSession.start(self.cards(user), config, deps, rng=rng, clock=clock)

@@ -11,7 +11,8 @@ from __future__ import annotations
 import functools
 import json
 import re
-from collections.abc import Callable
+from collections import Counter
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -24,9 +25,19 @@ from bot.retrieval.embeddings import Embedder
 if TYPE_CHECKING:
     from bot.settings import Settings
 
-__all__ = ["CardStore", "Hit", "Retrieval", "SyncReport", "collection_name", "make_chroma_client", "open_store"]
+__all__ = [
+    "SHARED",
+    "CardStore",
+    "Hit",
+    "Retrieval",
+    "SyncReport",
+    "collection_name",
+    "make_chroma_client",
+    "open_store",
+]
 
 _BATCH = 256
+SHARED = "shared"  # the owner of notes every user sees (the shipped notes, `interview ingest`)
 
 
 EF_NAME = "interview-coach"
@@ -154,11 +165,13 @@ class CardStore:
         *,
         prune: Callable[[dict[str, Any]], bool] | None = None,
         progress: Callable[[int, int], None] | None = None,
+        owner: str = SHARED,
     ) -> SyncReport:
         """Make the store hold exactly ``cards`` for each given source; keep other sources.
 
         ``cards_by_source`` maps a source key to ``(source_file, cards)``. Cards whose content
-        is unchanged are not re-embedded. ``prune(metadata)`` may mark records of *other* sources
+        is unchanged are not re-embedded. ``owner``: who sees the written cards (:data:`SHARED`: every
+        user; else one user's own notes). ``prune(metadata)`` may mark records of *other* sources
         for removal (e.g. their file was deleted). Embeddings are computed before anything is
         written, so a failure leaves the store as it was.
         """
@@ -174,7 +187,11 @@ class CardStore:
             meta = existing.get(cid)
             if meta is None:
                 report.added.append(cid)
-            elif meta.get("hash") != digest or meta.get("source_file") != source_file:
+            elif (
+                meta.get("hash") != digest
+                or meta.get("source_file") != source_file
+                or meta.get("owner", SHARED) != owner
+            ):
                 report.updated.append(cid)
             else:
                 report.unchanged += 1
@@ -202,7 +219,7 @@ class CardStore:
                 ids=[c.id for c, _, _ in chunk],
                 embeddings=[row.tolist() for row in emb],
                 documents=[c.search_text() for c, _, _ in chunk],
-                metadatas=[_metadata(c, f, h) for c, f, h in chunk],
+                metadatas=[_metadata(c, f, h, owner) for c, f, h in chunk],
             )
         if report.removed:
             for start in range(0, len(report.removed), _BATCH):
@@ -211,10 +228,33 @@ class CardStore:
 
     # -- reading -------------------------------------------------------------------------------
 
-    def all_cards(self) -> list[Card]:
+    def all_cards(self, owners: Collection[str] | None = None) -> list[Card]:
+        """Every card, or only those of ``owners`` (e.g. ``{SHARED, "alice"}``)."""
         got = self._collection.get(include=["metadatas"])
-        cards = [_card(m) for m in got["metadatas"] or []]
+        cards = [_card(m) for m in got["metadatas"] or [] if _visible(m, owners)]
         return sorted(cards, key=lambda c: (c.source.path, c.source.line_start))
+
+    def sources(self, owners: Collection[str] | None = None) -> dict[str, int]:
+        """Cards per source key (notes file), for ``owners`` or everyone."""
+        got = self._collection.get(include=["metadatas"])
+        counts = Counter(str(m.get("source_key", "")) for m in got["metadatas"] or [] if _visible(m, owners))
+        return dict(sorted(counts.items()))
+
+    def remove_source(self, key: str) -> int:
+        """Delete every card of one source key; returns how many went."""
+        ids = list(self._existing({"source_key": key}))
+        for start in range(0, len(ids), _BATCH):
+            self._collection.delete(ids=ids[start : start + _BATCH])
+        return len(ids)
+
+    def backfill_owner(self) -> int:
+        """Records written before owners existed belong to everyone (:data:`SHARED`)."""
+        missing = {i: m for i, m in self._existing().items() if "owner" not in m}
+        ids = list(missing)
+        for start in range(0, len(ids), _BATCH):
+            chunk = ids[start : start + _BATCH]
+            self._collection.update(ids=chunk, metadatas=[{**missing[i], "owner": SHARED} for i in chunk])
+        return len(ids)
 
     def get(self, card_id: str) -> Card | None:
         got = self._collection.get(ids=[card_id], include=["metadatas"])
@@ -224,13 +264,23 @@ class CardStore:
     def topics(self) -> list[str]:
         return sorted({c.topic for c in self.all_cards()})
 
-    def _query(self, vector: np.ndarray | list[float], k: int, exclude: str | None = None) -> list[Hit]:
+    def _query(
+        self,
+        vector: np.ndarray | list[float],
+        k: int,
+        exclude: str | None = None,
+        owners: Collection[str] | None = None,
+    ) -> list[Hit]:
         total = self.count() if k > 0 else 0
         if total == 0:
             return []
         n = min(k + (1 if exclude else 0), total)
+        where = None if owners is None else {"owner": {"$in": sorted(owners)}}
         res = self._collection.query(
-            query_embeddings=[list(map(float, vector))], n_results=n, include=["metadatas", "distances"]
+            query_embeddings=[list(map(float, vector))],
+            n_results=n,
+            where=where,
+            include=["metadatas", "distances"],
         )
         hits = []
         for cid, meta, dist in zip(
@@ -241,26 +291,31 @@ class CardStore:
             hits.append(Hit(card=_card(meta), score=round(1.0 - float(dist), 6)))
         return hits[:k]
 
-    def search(self, text: str, k: int = 5) -> list[Hit]:
-        """Nearest cards to free text."""
+    def search(self, text: str, k: int = 5, owners: Collection[str] | None = None) -> list[Hit]:
+        """Nearest cards to free text (among ``owners``' cards when given)."""
         if not text.strip():
             return []
-        return self._query(self._embedder.embed([text])[0], k)
+        return self._query(self._embedder.embed([text])[0], k, owners=owners)
 
-    def related(self, card: Card, k: int = 3) -> Retrieval:
-        """The card's reference answer and the top-k passages from *other* cards."""
+    def related(self, card: Card, k: int = 3, owners: Collection[str] | None = None) -> Retrieval:
+        """The card's reference answer and the top-k passages from *other* cards (of ``owners``)."""
         got = self._collection.get(ids=[card.id], include=["embeddings"])
         embeddings = got.get("embeddings")
         if embeddings is not None and len(embeddings) > 0:
             vector = np.asarray(embeddings[0], dtype=np.float32)
         else:
             vector = self._embedder.embed([card.search_text()])[0]
-        passages = [h for h in self._query(vector, k + 2, exclude=card.id) if h.card.answer][:k]
+        passages = [h for h in self._query(vector, k + 2, exclude=card.id, owners=owners) if h.card.answer][:k]
         return Retrieval(card=card, reference=card.answer, passages=passages)
 
 
-def _metadata(card: Card, source_file: str, digest: str) -> dict[str, Any]:
+def _visible(meta: Any, owners: Collection[str] | None) -> bool:
+    return owners is None or (meta or {}).get("owner", SHARED) in owners
+
+
+def _metadata(card: Card, source_file: str, digest: str, owner: str = SHARED) -> dict[str, Any]:
     return {
+        "owner": owner,
         "card": json.dumps(card.model_dump(mode="json"), ensure_ascii=False),
         "hash": digest,
         "source_key": card.source.path,

@@ -47,7 +47,7 @@ def practice(
     settings = get_settings()
     user = history_user(settings, user_name)
     coach = Coach.open(settings)
-    known = coach.topics()
+    known = coach.topics(user)
     chosen: list[str] = []
     for wanted in topics:
         match = match_topics(wanted, known)
