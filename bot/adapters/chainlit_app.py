@@ -506,6 +506,7 @@ for _name in RATINGS:
 
 def _install_auth() -> None:
     """Password sign-in when users are configured (INTERVIEW_USERS); otherwise one local user."""
+    from bot.adapters.auth import sign_in_metadata
     from bot.history.users import auth_enabled, authenticate
 
     if not auth_enabled(get_settings()):
@@ -515,7 +516,7 @@ def _install_auth() -> None:
     async def _auth(username: str, password: str) -> cl.User | None:
         # scrypt is deliberately slow: verify in a worker thread, never on the event loop
         name = await asyncio.to_thread(authenticate, get_settings(), username, password)
-        return cl.User(identifier=name, metadata={"provider": "password"}) if name else None
+        return cl.User(identifier=name, metadata=sign_in_metadata(get_settings(), name)) if name else None
 
 
 _install_auth()
