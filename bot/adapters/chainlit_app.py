@@ -244,7 +244,7 @@ async def _tasks(session: InterviewSession) -> cl.TaskList:
         tasks = cl.TaskList()
         for q in session.questions:
             title = q.card.display_question
-            await tasks.add_task(cl.Task(title=f"Question {q.number} of {session.total}: {title[:60]}"))
+            await tasks.add_task(cl.Task(title=inert(f"Question {q.number} of {session.total}: {title[:60]}")))
         cl.user_session.set("tasks", tasks)
     return tasks
 
