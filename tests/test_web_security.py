@@ -9,6 +9,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
+import jwt
 import pytest
 
 from tests.chainlit_client import AppServer, ChainlitClient, serve_seeded
@@ -88,7 +89,12 @@ def _signed_in_app(template: Path, workdir: Path, users: str) -> AppServer:
     cwd.mkdir(parents=True, exist_ok=True)
     if not data.exists():
         shutil.copytree(template, data)
-    env = {"INTERVIEW_KNOWLEDGE_DIR": str(REAL_NOTES.parent), "INTERVIEW_GRADER": "offline", "INTERVIEW_USERS": users}
+    env = {
+        "INTERVIEW_KNOWLEDGE_DIR": str(REAL_NOTES.parent),
+        "INTERVIEW_GRADER": "offline",
+        "INTERVIEW_USERS": users,
+        "INTERVIEW_SESSION_HOURS": "2",
+    }
     return AppServer(data_dir=data, env=env, cwd=cwd).start()
 
 
@@ -109,6 +115,8 @@ async def test_sign_in_throttling_logout_removal_and_password_change(_seeded_tem
             ok = await _login(http, "bob", "bob-pw")
             assert ok.status_code == 200, ok.text
             bob = ok.cookies["access_token"]
+            claims = jwt.decode(bob, options={"verify_signature": False})
+            assert claims["exp"] - claims["iat"] == 2 * 3600  # INTERVIEW_SESSION_HOURS, not 15 days
             carol = (await _login(http, "carol", "carol-pw")).cookies["access_token"]
             assert await _token_works(app.url, bob)
 
