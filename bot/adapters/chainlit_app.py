@@ -389,7 +389,7 @@ class _ChatRenderer(SessionRenderer[Awaitable[None]]):
         ).send()
 
     async def notice(self, event: Notice) -> None:
-        await cl.Message(content=event.text).send()
+        await cl.Message(content=inert(event.text)).send()  # may quote what the user typed
 
     async def closed(self, event: Closed) -> None:
         line = schedule_md(event.receipt, datetime.now(UTC))
