@@ -12,11 +12,13 @@ import re
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.chainlit_client import AppServer
+from tests.chainlit_client import AppServer, serve_seeded
+from tests.conftest import REAL_NOTES
 from tests.fake_openai import FakeOpenAI, Reply
 from tests.test_browser import CHROMIUM, CHROMIUM_ARGS, TIMEOUT_MS, _require_browser
 
@@ -188,3 +190,42 @@ def test_images_and_links_from_notes_answers_and_models_never_leave_the_app(
     assert unblocked == [], f"requests left for other hosts: {unblocked} ({failures})"
     assert dialogs == [], f"a script ran: {dialogs}"
     assert errors == [], errors
+
+
+@pytest.fixture(scope="module")
+def small_limit_app(_seeded_template: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[AppServer]:
+    _require_browser()
+    env = {"INTERVIEW_MAX_MESSAGE_MB": "0.2"}
+    workdir = tmp_path_factory.mktemp("small-limit")
+    yield from serve_seeded(_seeded_template, workdir, knowledge=REAL_NOTES.parent, env=env)
+
+
+def test_a_message_over_the_limit_is_refused_in_the_chat_and_its_text_stays(small_limit_app: AppServer) -> None:
+    from playwright.sync_api import sync_playwright
+
+    text = "Dropout zeroes activations at random. " * 8000  # 304,000 characters, over 0.2 MB
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True)
+        try:
+            page = browser.new_context(viewport={"width": 1280, "height": 900}).new_page()
+            page.set_default_timeout(TIMEOUT_MS)
+            page.goto(small_limit_app.url + "/", wait_until="domcontentloaded")
+            assistant = page.locator('[data-step-type="assistant_message"]')
+            page.locator('[id^="starter-quick-drill"]').first.click()
+            assistant.filter(has_text="Question 1 of 5").first.wait_for()
+            box = page.locator("#chat-input")
+            box.click()
+            box.fill(text)
+            page.keyboard.press("Enter")
+            refusal = assistant.filter(has_text="the limit is 0.2 MB").first
+            refusal.wait_for()
+            assert "0.3 MB" in refusal.inner_text() and "shorten it" in refusal.inner_text()
+            mine = page.locator("[data-step-type=user_message]").filter(has_text="Dropout zeroes activations").first
+            assert len(mine.inner_text()) > 250_000, "the text was not kept in the chat"
+            # the connection survived: the next answer is graded
+            box.click()
+            box.fill("Dropout randomly drops neurons during training to reduce overfitting.")
+            page.keyboard.press("Enter")
+            assistant.filter(has_text=re.compile(r"Score: \d+(\.\d+)?/10|Ungraded")).first.wait_for()
+        finally:
+            browser.close()
