@@ -53,7 +53,7 @@ async def test_a_message_over_the_configured_limit_is_refused_with_a_message(
             assert "0.7 MB" in refusal.output and "shorten it" in refusal.output
             assert chat.sio.connected
     finally:
-        served.close()
+        next(served, None)  # runs the generator's cleanup (close() would skip it)
 
 
 async def test_an_action_for_an_unknown_session_is_a_clear_404(app: AppServer) -> None:
