@@ -158,6 +158,34 @@ class Settings(BaseSettings):
         description="Users and password hashes, 'alice:scrypt$...,bob:scrypt$...' (interview hash-password); "
         "empty = no login, one local user.",
     )
+    session_hours: float = Field(
+        12.0,
+        gt=0,
+        le=24 * 15,
+        validation_alias=_env("INTERVIEW_SESSION_HOURS"),
+        description="How long a web sign-in lasts before the password is asked again.",
+    )
+    login_attempts: int = Field(
+        5,
+        ge=1,
+        validation_alias=_env("INTERVIEW_LOGIN_ATTEMPTS"),
+        description="Wrong passwords allowed per user name and per address in INTERVIEW_LOGIN_WINDOW_S; "
+        "more are refused (HTTP 429) until the window has passed.",
+    )
+    login_window_s: float = Field(
+        300.0,
+        gt=0,
+        validation_alias=_env("INTERVIEW_LOGIN_WINDOW_S"),
+        description="The sign-in throttling window in seconds (see INTERVIEW_LOGIN_ATTEMPTS).",
+    )
+    max_message_mb: float = Field(
+        8.0,
+        gt=0,
+        le=256,
+        validation_alias=_env("INTERVIEW_MAX_MESSAGE_MB"),
+        description="Largest web message accepted (MB); a larger one is refused with a message. "
+        "Only the first 20,000 characters of an answer are graded.",
+    )
     desired_retention: float = Field(
         0.9,
         gt=0.5,

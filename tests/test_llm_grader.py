@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from bot.adapters.views import grade_md
 from bot.grading.base import Band, FeedbackDelta, Grade, GradeRequest, ungraded
 from bot.grading.llm import LLMGrader
 from bot.grading.prompts import PromptError, load_prompt, parse_prompt
@@ -114,7 +115,9 @@ async def test_two_bad_replies_fall_back_to_the_offline_grade_labelled(fake_chat
     assert offline.calls == 1 and len(chat.calls) == 2
     assert grade.graded and grade.grader == "offline" and grade.score == 5.0
     assert "llm:gpt-4o-mini failed" in grade.fallback_reason and "schema" in grade.fallback_reason
-    assert any("offline grade used" in n for n in grade.notes)
+    shown = grade_md(grade)
+    assert shown.count("llm:gpt-4o-mini failed") == 1, shown  # the fallback is noted once
+    assert "LLM grader unavailable" in shown
 
 
 async def test_failure_without_fallback_is_ungraded_never_zero(fake_chat: Any, token_counter: Any) -> None:

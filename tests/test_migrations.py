@@ -119,6 +119,7 @@ def test_a_database_from_the_previous_release_upgrades_in_place(legacy_url: str)
         assert history.revision == migrate.head_revision()
         after = _dump(legacy_url)
         assert after.pop("alembic_version") == [(migrate.head_revision(),)]
+        assert after.pop("sign_outs") == []  # 0002: a new, empty table
         assert after == before  # every row kept, unchanged
         assert _schema_diff(history.engine) == []  # and the schema is exactly today's models
 
@@ -139,11 +140,11 @@ def test_a_database_from_the_previous_release_upgrades_in_place(legacy_url: str)
         assert len(again.attempts(alice)) == len(old_ids) + 1
 
 
-def test_the_baseline_migration_makes_exactly_the_models(history: History) -> None:
-    assert history.revision == migrate.BASELINE == migrate.head_revision()  # update when 0002 lands
+def test_the_migrations_make_exactly_the_models(history: History) -> None:
+    assert migrate.BASELINE == "0001" and history.revision == migrate.head_revision() == "0002"
     assert _schema_diff(history.engine) == []
     tables = set(_dump(history.url.render_as_string(hide_password=False)))
-    assert tables == {*TABLES, "alembic_version"}
+    assert tables == {*TABLES, "sign_outs", "alembic_version"}  # sign_outs: 0002
 
 
 def test_concurrent_first_opens_of_one_database_migrate_once(db_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -198,15 +199,15 @@ def test_interview_db_upgrade_and_current(isolated_state: Path) -> None:
     rows = _dump(f"sqlite:///{database}")
 
     code, out, _ = run("db", "current")
-    assert code == 0 and "revision none (the newest is 0001: `interview db upgrade`)" in out
+    assert code == 0 and "revision none (the newest is 0002: `interview db upgrade`)" in out
     code, out, _ = run("db", "upgrade")
-    assert code == 0 and out.strip() == f"sqlite:///{database}: upgraded from no revision to revision 0001 (the newest)"
+    assert code == 0 and out.strip() == f"sqlite:///{database}: upgraded from no revision to revision 0002 (the newest)"
     code, out, _ = run("db", "upgrade")
-    assert code == 0 and "already at revision 0001 (the newest)" in out
+    assert code == 0 and "already at revision 0002 (the newest)" in out
     code, out, _ = run("db", "current")
-    assert code == 0 and "revision 0001 (the newest)" in out
+    assert code == 0 and "revision 0002 (the newest)" in out
     after = _dump(f"sqlite:///{database}")
-    assert after.pop("alembic_version") == [("0001",)] and after == rows
+    assert after.pop("alembic_version") == [("0002",)] and after.pop("sign_outs") == [] and after == rows
 
     with closing(sqlite3.connect(database)) as con, con:
         con.execute("UPDATE alembic_version SET version_num = '9999'")

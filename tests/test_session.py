@@ -206,6 +206,26 @@ async def test_empty_and_huge_answers_get_a_clear_reply_and_lose_nothing() -> No
     assert kinds(events) == ["Notice"] and "over" in events[0].text
 
 
+async def test_a_zero_width_only_answer_is_empty_not_graded() -> None:
+    session, rec, grader = make([card("dropout")])
+    await run(session.begin())
+    events = await run(session.handle("\u200b\u200c\u200d\u2060\ufeff \u200b"))
+    assert kinds(events) == ["Notice"] and "empty" in events[0].text
+    assert not grader.requests and not rec.attempts
+
+
+async def test_a_crafted_reveal_for_a_later_question_shows_nothing() -> None:
+    session, _, _ = make([card("dropout"), card("adam")], mode=Mode.INTERVIEW, follow_ups=False)
+    await run(session.begin())
+    later = session.questions[1].card.id
+    events = await run(session.command(Command.REVEAL, card_id=later))
+    assert kinds(events) == ["Notice"] and "not been asked" in events[0].text
+    assert not session.questions[1].revealed
+    await run(session.handle("skip"))
+    (ref,) = await run(session.command(Command.REVEAL, card_id=later))
+    assert isinstance(ref, Reference) and ref.card.id == later  # asked now: it may be revealed
+
+
 async def test_unknown_slash_command_is_not_graded() -> None:
     session, _, grader = make([card("dropout")])
     await run(session.begin())

@@ -85,7 +85,11 @@ async def test_bad_files_are_refused_and_notes_can_be_removed(app: Any, tmp_path
         await app.start()
         coach = await app.get_coach()
         before = coach.store.count()
-        await attach(app, tmp_path, {"slides.pptx": b"PK\x03\x04", "broken.pdf": b"%PDF-1.4 \x00\x01", "empty.md": "", "rl.md": ALICE_NOTES})
+        await attach(
+            app,
+            tmp_path,
+            {"slides.pptx": b"PK\x03\x04", "broken.pdf": b"%PDF-1.4 \x00\x01", "empty.md": "", "rl.md": ALICE_NOTES},
+        )
         summary = sent.texts()[-1]
         assert "Added 1 notes file" in summary and "Not added" in summary
         assert "slides.pptx: not a notes file" in summary and "empty.md: the file is empty" in summary

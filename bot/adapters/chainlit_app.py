@@ -16,6 +16,7 @@ import chainlit as cl
 from chainlit.input_widget import MultiSelect, Select, Slider, Switch
 
 from bot.adapters import uploads
+from bot.adapters.inert import inert
 from bot.adapters.load import LoadAwareGrader
 from bot.adapters.views import (
     SessionRenderer,
@@ -262,7 +263,7 @@ async def _tasks(session: InterviewSession) -> cl.TaskList:
         tasks = cl.TaskList()
         for q in session.questions:
             title = q.card.display_question
-            await tasks.add_task(cl.Task(title=f"Question {q.number} of {session.total}: {title[:60]}"))
+            await tasks.add_task(cl.Task(title=inert(f"Question {q.number} of {session.total}: {title[:60]}")))
         cl.user_session.set("tasks", tasks)
     return tasks
 
@@ -326,16 +327,18 @@ class _ChatRenderer(SessionRenderer[Awaitable[None]]):
 
     async def grading(self, event: Grading) -> None:
         self.grade_step = cl.Step(name="Grade", type="llm", default_open=False, parent_id=self.under)
-        self.grade_step.input = f"{event.kind.value}: {event.card.display_question}"
+        self.grade_step.input = inert(f"{event.kind.value}: {event.card.display_question}")
         # Sent in the background: the answer goes to the grader first, the UI catches up.
         self.steps_sent = asyncio.ensure_future(self.grade_step.send())
 
     async def retrieved(self, event: Retrieved) -> None:
         parent = self.grade_step.id if self.grade_step else None
         step = cl.Step(name="Retrieve reference", type="retrieval", parent_id=parent)
-        step.output = "\n".join(
-            [f"reference: {source_line(event.card)}"]
-            + [f"- {h.score:.2f} {h.card.display_question}" for h in event.retrieval.passages]
+        step.output = inert(
+            "\n".join(
+                [f"reference: {source_line(event.card)}"]
+                + [f"- {h.score:.2f} {h.card.display_question}" for h in event.retrieval.passages]
+            )
         )
         step.end = datetime.now(UTC).isoformat()
         self.steps_sent = asyncio.ensure_future(_in_order(self.steps_sent, step.send()))  # after its parent
@@ -348,8 +351,9 @@ class _ChatRenderer(SessionRenderer[Awaitable[None]]):
         if now - self.flushed >= STREAM_FLUSH_S:  # a few updates a second, not one per token
             if self.stream is None:
                 self.stream = cl.Message(content="")
-            await self.stream.stream_token(self.pending)
-            self.pending, self.flushed = "", now
+            # the whole text so far, made inert, replaces what is shown: no half-streamed image
+            await self.stream.stream_token(inert(self.pending), is_sequence=True)
+            self.flushed = now
 
     async def _close_grade_step(self, grade: Grade) -> None:
         if self.steps_sent is not None:
@@ -400,18 +404,18 @@ class _ChatRenderer(SessionRenderer[Awaitable[None]]):
         await cl.Message(content=reference_md(event.card)).send()
 
     async def skipped(self, event: Skipped) -> None:
-        await cl.Message(content=f"Skipped: _{event.card.display_question}_").send()
+        await cl.Message(content=inert(f"Skipped: _{event.card.display_question}_")).send()
 
     async def appeal_requested(self, event: AppealRequested) -> None:
         await cl.Message(
             content=(
-                f"Tell me why you think your answer to _{event.card.display_question}_ deserved more. "
+                f"Tell me why you think your answer to _{inert(event.card.display_question)}_ deserved more. "
                 "Your next message is your argument; I'll re-grade with it and keep both grades."
             )
         ).send()
 
     async def notice(self, event: Notice) -> None:
-        await cl.Message(content=event.text).send()
+        await cl.Message(content=inert(event.text)).send()  # may quote what the user typed
 
     async def closed(self, event: Closed) -> None:
         line = schedule_md(event.receipt, datetime.now(UTC))
@@ -451,7 +455,7 @@ async def _report(session: InterviewSession) -> None:
         cl.File(name=f"interview-report-{stamp}.md", content=md.encode(), display="inline", mime="text/markdown")
     )
     await cl.Message(
-        content=md + "\n\nStart again with a starter, `/drill`, `/interview` or `/review`.", elements=elements
+        content=inert(md) + "\n\nStart again with a starter, `/drill`, `/interview` or `/review`.", elements=elements
     ).send()
 
 
@@ -477,7 +481,7 @@ async def _show_progress(coach: Coach) -> None:
     stats, figures = await asyncio.to_thread(compute)
     names = ["readiness by topic", "activity", "weakest cards"]
     await cl.Message(
-        content=stats_markdown(stats),
+        content=inert(stats_markdown(stats)),
         elements=[
             cl.Plotly(name=n, figure=f, display="inline", size="large") for n, f in zip(names, figures, strict=True)
         ],
@@ -542,6 +546,7 @@ for _name in RATINGS:
 
 def _install_auth() -> None:
     """Password sign-in when users are configured (INTERVIEW_USERS); otherwise one local user."""
+    from bot.adapters.auth import sign_in_metadata
     from bot.history.users import auth_enabled, authenticate
 
     if not auth_enabled(get_settings()):
@@ -551,7 +556,7 @@ def _install_auth() -> None:
     async def _auth(username: str, password: str) -> cl.User | None:
         # scrypt is deliberately slow: verify in a worker thread, never on the event loop
         name = await asyncio.to_thread(authenticate, get_settings(), username, password)
-        return cl.User(identifier=name, metadata={"provider": "password"}) if name else None
+        return cl.User(identifier=name, metadata=sign_in_metadata(get_settings(), name)) if name else None
 
 
 _install_auth()

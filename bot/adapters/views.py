@@ -1,5 +1,6 @@
 """Markdown for the chat and terminal, and the one dispatch of session events: framework-free,
-so every adapter shows the same thing."""
+so every adapter shows the same thing. Text from notes, answers and models is made inert (no
+image, no link: ``bot.adapters.inert``); what the app writes here has neither."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from abc import ABC, abstractmethod
 from datetime import datetime
 from typing import Any, Generic, TypeVar, assert_never
 
+from bot.adapters.inert import inert
 from bot.grading.base import Grade
 from bot.knowledge.cards import Card
 from bot.practice.events import (
@@ -59,15 +61,15 @@ def question_md(card: Card, k: int, n: int, *, retry: bool = False, resumed: boo
         note += f"\n\n⚠️ _Leech: {leech}_"
     if "rephrased" in card.flags:  # bot.practice.rephrase.FLAG_REPHRASED
         note += "\n\n_Back for review, asked in other words._"
-    return f"**{lead}Question {k} of {n}** · _{card.topic}_{star}\n\n### {card.display_question}{note}"
+    return inert(f"**{lead}Question {k} of {n}** · _{card.topic}_{star}\n\n### {card.display_question}{note}")
 
 
 def follow_up_md(text: str, number: int, of: int) -> str:
-    return f"**Follow-up {number} of {of}** — {text}"
+    return inert(f"**Follow-up {number} of {of}** — {text}")
 
 
 def hint_md(point: str, used: int) -> str:
-    return f"💡 Hint {used}: one key point from your notes —\n\n{quote(point)}"
+    return inert(f"💡 Hint {used}: one key point from your notes —\n\n{quote(point)}")
 
 
 def graded_md(grade: Grade, card: Card, *, show_reference: bool, previous: Grade | None = None, kind: str = "") -> str:
@@ -88,8 +90,8 @@ def quote(text: str) -> str:
 
 def reference_md(card: Card) -> str:
     if not card.has_answer:
-        return f"_Your notes have no answer for this question ({source_line(card)})._"
-    return f"**From your notes** ({source_line(card)}):\n\n{quote(card.answer)}"
+        return f"_Your notes have no answer for this question ({inert(source_line(card))})._"
+    return inert(f"**From your notes** ({source_line(card)}):\n\n{quote(card.answer)}")
 
 
 _MARK = {"hit": "✅", "missed": "⬜", "contradicted": "❌"}
@@ -98,7 +100,7 @@ _MARK = {"hit": "✅", "missed": "⬜", "contradicted": "❌"}
 def grade_md(grade: Grade) -> str:
     """A grade as Markdown: score and band, checklist, feedback, notes."""
     if not grade.graded:
-        return f"**Ungraded** — {grade.ungraded_reason}\n\n_({grade.grader})_"
+        return inert(f"**Ungraded** — {grade.ungraded_reason}\n\n_({grade.grader})_")
     lines = [f"**Score: {grade.score:.1f}/10 · {grade.band.value if grade.band else ''}**"]
     if grade.graded_without_reference:
         lines.append("_Graded without a reference from your notes._")
@@ -122,7 +124,7 @@ def grade_md(grade: Grade) -> str:
     if extra:
         lines += ["", *(f"_Note: {n}_" for n in extra)]
     lines += ["", f"_graded by {grade.grader}{f' · {grade.prompt_version}' if grade.prompt_version else ''}_"]
-    return "\n".join(lines)
+    return inert("\n".join(lines))
 
 
 def when(due: datetime, now: datetime) -> str:

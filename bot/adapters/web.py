@@ -15,12 +15,15 @@ answer. Timestamps have microsecond resolution, so the sleep is dropped here (me
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import os
 import time
 import types
 from pathlib import Path
+from typing import Any
 
-__all__ = ["serve", "unblock_chainlit_constructors"]
+__all__ = ["guard", "limit_message_size", "serve", "unblock_chainlit_constructors"]
 
 
 def _no_sleep(seconds: float) -> None:
@@ -71,4 +74,78 @@ def serve(host: str, port: int, *, app_path: Path | None = None) -> None:
         raise RuntimeError(f"{target} defines no Chainlit handlers")
     ensure_jwt_secret()  # type: ignore[no-untyped-call]
     init_markdown(config.root)
-    uvicorn.run(app, host=host, port=port, log_level="error", ws_per_message_deflate=False, loop="auto")
+    guarded = guard(app)
+    uvicorn.run(guarded, host=host, port=port, log_level="error", ws_per_message_deflate=False, loop="auto")
+
+
+def guard(app: Any) -> Any:
+    """Chainlit's app behind :class:`~bot.adapters.security.SecurityMiddleware`, with the sign-in
+    rules of ``bot.adapters.auth`` and the message size limit applied."""
+    from chainlit.server import get_html_template, sio
+    from chainlit.session import WebsocketSession
+
+    from bot.adapters import auth
+    from bot.adapters.security import SecurityMiddleware, content_security_policy, inline_script_hashes
+    from bot.history.users import auth_enabled
+    from bot.settings import get_settings
+
+    settings = get_settings()
+    limit_message_size(sio, int(settings.max_message_mb * 1_000_000))
+    policy = content_security_policy(inline_script_hashes(get_html_template("")))  # type: ignore[no-untyped-call]
+
+    def session_exists(session_id: str) -> bool:
+        return WebsocketSession.get_by_id(session_id) is not None
+
+    if not auth_enabled(settings):
+        return SecurityMiddleware(app, policy=policy, session_exists=session_exists)
+    from bot.history.signouts import SignOuts
+
+    sign_outs = SignOuts(settings.history_url)
+    auth.install(settings, sign_outs)
+
+    async def sign_out(token: str) -> None:
+        name = auth.token_user(token)
+        if name is not None:
+            await asyncio.to_thread(sign_outs.sign_out, name)
+            logging.getLogger("interview.auth").info("%r signed out: their tokens are revoked", name)
+
+    throttle = auth.LoginThrottle(settings.login_attempts, settings.login_window_s)
+    return SecurityMiddleware(app, policy=policy, throttle=throttle, sign_out=sign_out, session_exists=session_exists)
+
+
+def limit_message_size(sio: Any, limit: int) -> None:
+    """Accept socket messages up to ``limit`` bytes and answer a larger chat message with a clear
+    message instead of dropping it: Engine.IO takes up to twice the limit (beyond that it still
+    closes the connection), and a chat message over the limit is refused in the chat."""
+    sio.eio.max_http_buffer_size = 2 * limit
+    handlers = sio.handlers["/"]
+    accept = handlers["client_message"]
+
+    async def client_message(sid: str, payload: Any) -> Any:
+        text = str(((payload or {}).get("message") or {}).get("output") or "")
+        size = len(text.encode("utf-8"))
+        if size <= limit:
+            return await accept(sid, payload)
+        await sio.emit("new_message", too_large_step(size, limit), to=sid)
+        return None
+
+    handlers["client_message"] = client_message
+
+
+def too_large_step(size: int, limit: int) -> dict[str, Any]:
+    """The assistant message that refuses a chat message of ``size`` bytes."""
+    import uuid
+    from datetime import UTC, datetime
+
+    return {
+        "id": str(uuid.uuid4()),
+        "threadId": "",
+        "parentId": None,
+        "name": "Assistant",
+        "type": "assistant_message",
+        "isError": True,
+        "createdAt": datetime.now(UTC).isoformat().replace("+00:00", "Z"),
+        "output": f"That message is {size / 1e6:.1f} MB; the limit is {limit / 1e6:.1f} MB "
+        "(INTERVIEW_MAX_MESSAGE_MB), so it was not sent to the grader. Your text is still above: "
+        "shorten it and send it again.",
+    }

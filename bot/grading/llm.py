@@ -456,9 +456,7 @@ class LLMGrader:
             except Exception as exc:  # a fallback must not crash the caller either
                 return ungraded(f"{reason}; offline grader failed: {exc}", grader=self.name, usage=usage)
             if grade.graded:
-                return grade.model_copy(
-                    update={"fallback_reason": reason, "notes": [*grade.notes, f"offline grade used: {reason}"]}
-                )
+                return grade.model_copy(update={"fallback_reason": reason})  # shown once, by the views
             return ungraded(f"{reason}; {grade.ungraded_reason}", grader=self.name, usage=usage)
         return ungraded(reason, grader=self.name, prompt_version=self.prompt_version, usage=usage)
 

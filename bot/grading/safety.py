@@ -11,7 +11,7 @@ import re
 import unicodedata
 from dataclasses import dataclass
 
-__all__ = ["MAX_ANSWER_CHARS", "CleanAnswer", "clean_answer"]
+__all__ = ["MAX_ANSWER_CHARS", "CleanAnswer", "clean_answer", "visible_text"]
 
 MAX_ANSWER_CHARS = 20_000  # longer pastes are cut before anything else looks at them
 
@@ -81,6 +81,13 @@ class CleanAnswer:
         return not re.search(r"[^\W_]", self.text)
 
 
+def visible_text(answer: str) -> str:
+    """``answer`` without control, unassigned and invisible characters (zero-width spaces, joiners,
+    direction marks, BOMs): what a reader sees. Blank when the answer shows nothing."""
+    text = "".join(ch for ch in answer if ch in "\n\t" or unicodedata.category(ch) not in ("Cc", "Cs", "Co", "Cn"))
+    return _INVISIBLE.sub("", text)
+
+
 def clean_answer(answer: str) -> CleanAnswer:
     """Strip control/invisible characters, cut huge pastes, neutralise delimiters, drop injected text.
 
@@ -88,8 +95,7 @@ def clean_answer(answer: str) -> CleanAnswer:
     answer is graded exactly like the same wrong answer without the injection.
     """
     original = len(answer)
-    text = "".join(ch for ch in answer if ch in "\n\t" or unicodedata.category(ch) not in ("Cc", "Cs", "Co", "Cn"))
-    text = _INVISIBLE.sub("", text)
+    text = visible_text(answer)
     truncated = len(text) > MAX_ANSWER_CHARS
     if truncated:
         text = text[:MAX_ANSWER_CHARS]

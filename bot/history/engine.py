@@ -7,6 +7,8 @@ Anything else (PostgreSQL through ``DATABASE_URL``): a pre-pinged connection poo
 
 from __future__ import annotations
 
+import contextlib
+import os
 from pathlib import Path
 from typing import Any
 
@@ -32,10 +34,18 @@ def sqlite_file(url: URL) -> Path | None:
     return Path(database).expanduser()
 
 
+def _create_private(path: Path) -> None:
+    """Create the database file readable by its owner only (0600), like the auth secret; SQLite
+    gives its -wal and -shm files the same mode. An existing file is left as it is."""
+    with contextlib.suppress(FileExistsError):
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+
+
 def _sqlite_engine(url: URL, busy_timeout_ms: int) -> Engine:
     path = sqlite_file(url)
     if path is not None:
         path.parent.mkdir(parents=True, exist_ok=True)
+        _create_private(path)
     engine = create_engine(
         url,
         connect_args={"check_same_thread": False, "timeout": busy_timeout_ms / 1000},

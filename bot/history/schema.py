@@ -14,7 +14,7 @@ from sqlalchemy.types import TypeDecorator
 
 from bot.practice.schedule import to_utc
 
-__all__ = ["AttemptRow", "Base", "CardStateRow", "OutcomeRow", "SessionRow", "UTCDateTime", "UserRow"]
+__all__ = ["AttemptRow", "Base", "CardStateRow", "OutcomeRow", "SessionRow", "SignOutRow", "UTCDateTime", "UserRow"]
 
 
 class UTCDateTime(TypeDecorator[datetime]):
@@ -115,3 +115,12 @@ class CardStateRow(Base):
     due: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
     last_review: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class SignOutRow(Base):
+    """Web sign-in tokens of ``user_name`` issued before ``not_before`` (epoch seconds) are dead."""
+
+    __tablename__ = "sign_outs"
+
+    user_name: Mapped[str] = mapped_column(String(200), primary_key=True)
+    not_before: Mapped[float] = mapped_column(Float)

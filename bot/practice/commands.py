@@ -141,6 +141,9 @@ class CommandHandlers:
         if q is None:
             yield Notice("There is no question to reveal yet.")
             return
+        if q.number > s.index + 1:  # a crafted button naming a question still to come
+            yield Notice("That question has not been asked yet: its reference shows once it has been.")
+            return
         if not q.answered and q is self.open_question():
             q.revealed_before_answer = True
         q.revealed = True

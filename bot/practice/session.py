@@ -23,7 +23,7 @@ from enum import StrEnum
 from typing import Any, Protocol
 
 from bot.grading.base import Grade, Grader, GradeRequest
-from bot.grading.safety import MAX_ANSWER_CHARS
+from bot.grading.safety import MAX_ANSWER_CHARS, visible_text
 from bot.knowledge.cards import Card
 from bot.practice.attempts import Attempt, AttemptKind, QuestionOutcome, Recorder
 from bot.practice.commands import COMMAND_HELP, Command, CommandHandlers, parse_command
@@ -246,7 +246,7 @@ class InterviewSession:
             async for event in self.command(parsed[0], parsed[1]):
                 yield event
             return
-        stripped = text.strip()
+        stripped = visible_text(text).strip()  # zero-width characters alone are an empty answer
         if stripped.startswith("/") and " " not in stripped:
             yield Notice(
                 f"Unknown command `{stripped[:40]}`. {COMMAND_HELP}",

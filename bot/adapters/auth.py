@@ -1,0 +1,156 @@
+"""Web sign-in: throttling of wrong passwords, revocable tokens, the token lifetime.
+
+Chainlit signs a JWT at ``POST /login`` carrying the user's metadata and checks it (``decode_jwt``)
+on every HTTP call and socket connect. The app adds two claims to the metadata at sign-in:
+
+* ``key``: an HMAC of the user's stored password hash. A token whose key no longer matches the
+  configured hash is dead: the password changed, or the user left ``INTERVIEW_USERS``.
+* ``issued``: the sign-in time (epoch seconds, sub-second). A token issued before the user's last
+  sign-out (``bot.history.signouts``, in the history database, so it holds across restarts and
+  processes) is dead: ``/logout`` signs the user out everywhere.
+
+:func:`install` wraps Chainlit's ``decode_jwt`` with that check and sets the token lifetime
+(``INTERVIEW_SESSION_HOURS``). :class:`LoginThrottle` counts wrong passwords per user name and per
+address; ``bot.adapters.security`` refuses sign-ins over the limit with HTTP 429.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import logging
+import os
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from bot.history.users import configured_users
+
+if TYPE_CHECKING:
+    from bot.history.signouts import SignOuts
+    from bot.settings import Settings
+
+__all__ = ["LoginThrottle", "TokenCheck", "install", "sign_in_metadata", "token_key", "token_user"]
+
+log = logging.getLogger("interview.auth")
+
+
+def _secret() -> bytes:
+    return os.environ.get("CHAINLIT_AUTH_SECRET", "").encode("utf-8")
+
+
+def token_key(stored_hash: str) -> str:
+    """What a token carries to stay bound to this password hash (an HMAC, not the hash)."""
+    return hmac.new(_secret(), stored_hash.encode("utf-8"), hashlib.sha256).hexdigest()[:32]
+
+
+def sign_in_metadata(settings: Settings, name: str) -> dict[str, Any]:
+    """The metadata Chainlit puts in a new token for ``name`` (a configured user)."""
+    return {"provider": "password", "key": token_key(configured_users(settings)[name]), "issued": time.time()}
+
+
+class TokenCheck:
+    """Why a decoded token is no longer valid (None: it is)."""
+
+    def __init__(self, settings: Settings, sign_outs: SignOuts | None) -> None:
+        self.settings = settings
+        self.sign_outs = sign_outs
+
+    def problem(self, identifier: str, metadata: dict[str, Any]) -> str | None:
+        stored = configured_users(self.settings).get(identifier)
+        if stored is None:
+            return "the user is no longer configured"
+        key = str(metadata.get("key", ""))
+        if not hmac.compare_digest(key, token_key(stored)):
+            return "the password changed since sign-in"
+        issued = metadata.get("issued")
+        if not isinstance(issued, int | float):
+            return "the token has no sign-in time"
+        not_before = self.sign_outs.not_before(identifier) if self.sign_outs is not None else None
+        if not_before is not None and issued < not_before:
+            return "the user signed out"
+        return None
+
+
+class LoginThrottle:
+    """Wrong passwords per user name and per address in a sliding window; over the limit = locked."""
+
+    def __init__(self, attempts: int, window_s: float, *, clock: Callable[[], float] = time.monotonic) -> None:
+        self.attempts = attempts
+        self.window_s = window_s
+        self.clock = clock
+        self._failures: dict[str, deque[float]] = {}
+        self._lock = threading.Lock()
+
+    @staticmethod
+    def _keys(user: str, address: str) -> tuple[str, str]:
+        return f"user:{user.strip().lower()}", f"address:{address}"
+
+    def _recent(self, key: str, now: float) -> deque[float]:
+        times = self._failures.get(key, deque())
+        while times and now - times[0] >= self.window_s:
+            times.popleft()
+        return times
+
+    def retry_after(self, user: str, address: str) -> float:
+        """Seconds until a sign-in for ``user`` from ``address`` is accepted again (0 = now)."""
+        now = self.clock()
+        with self._lock:
+            waits = [
+                times[0] + self.window_s - now
+                for key in self._keys(user, address)
+                if len(times := self._recent(key, now)) >= self.attempts
+            ]
+        return max(waits, default=0.0)
+
+    def failed(self, user: str, address: str) -> None:
+        now = self.clock()
+        with self._lock:
+            for key in self._keys(user, address):
+                times = self._recent(key, now)
+                times.append(now)
+                self._failures[key] = times
+
+    def succeeded(self, user: str) -> None:
+        with self._lock:
+            self._failures.pop(self._keys(user, "")[0], None)
+
+
+def install(settings: Settings, sign_outs: SignOuts | None) -> TokenCheck:
+    """Set Chainlit's token lifetime and make its token decoding apply :class:`TokenCheck`."""
+    import chainlit.auth
+    import chainlit.auth.jwt
+    import chainlit.server
+    import jwt
+    from chainlit.config import config
+
+    config.project.user_session_timeout = int(settings.session_hours * 3600)
+    check = TokenCheck(settings, sign_outs)
+    original = chainlit.auth.jwt.decode_jwt
+
+    def decode_checked(token: str) -> Any:
+        user = original(token)  # verifies the signature and the expiry
+        problem = check.problem(user.identifier, dict(user.metadata or {}))
+        if problem is not None:
+            log.info("refused a sign-in token of %r: %s", user.identifier, problem)
+            raise jwt.InvalidTokenError(problem)
+        return user
+
+    # authenticate_user (every HTTP call and socket connect) and POST /auth/jwt call it by these names
+    for module in (chainlit.auth, chainlit.server):
+        setattr(module, "decode_jwt", decode_checked)  # noqa: B010
+    return check
+
+
+def token_user(token: str) -> str | None:
+    """The user a correctly signed token names, expired or not (None: not ours)."""
+    import jwt
+
+    try:
+        claims = jwt.decode(token, _secret(), algorithms=["HS256"], options={"verify_exp": False})
+    except jwt.InvalidTokenError:
+        return None
+    name = claims.get("identifier")
+    return name if isinstance(name, str) else None
