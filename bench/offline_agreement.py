@@ -285,6 +285,11 @@ def main() -> None:
             "max_answer_chars": params.max_answer_chars,
             "max_segments": params.max_segments,
             "min_segment_words": params.min_segment_words,
+            "rubric_alpha": params.rubric_alpha,
+            "rubric_lo": params.rubric_lo,
+            "rubric_hi": params.rubric_hi,
+            "rubric_precision": list(params.rubric_precision),
+            "keyword_list_ratio": params.keyword_list_ratio,
             "fit": {"lambda": args.lam, "rows": int(ok.sum()), "lodo_criterion_mean_min": round(top[0][0], 4)},
         }
         PARAMS_PATH.parent.mkdir(parents=True, exist_ok=True)

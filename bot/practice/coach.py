@@ -16,6 +16,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from bot.grading.base import Grader
+from bot.grading.rubric_book import RubricBook
 from bot.history.users import LOCAL_USER
 from bot.knowledge.cards import Card
 from bot.knowledge.topics import match_topics
@@ -86,6 +87,7 @@ class Coach:
         self._cards: list[Card] | None = None
         self._topics: list[str] | None = None
         self._retrieved: dict[tuple[str, str], Retrieval] = {}
+        self.rubrics = RubricBook(settings.data_dir / "rubrics")
 
     @classmethod
     def open(
@@ -135,17 +137,20 @@ class Coach:
             self._topics = sorted(counts, key=lambda t: (-counts[t], t))
         return self._topics
 
-    async def retrieve(self, card: Card) -> Retrieval:
-        """The card's reference and related passages, cached per card version for this process."""
+    async def retrieve(self, card: Card, user: str = LOCAL_USER) -> Retrieval:
+        """The card's reference, related passages (cached per card version for this process) and the
+        rubric ``user``'s answers are graded against."""
         key = (card.id, card.content_hash())
-        hit = self._retrieved.get(key)
-        if hit is not None:
-            return hit
-        retrieval = await asyncio.to_thread(self.store.related, card, self.settings.related_k)
-        if len(self._retrieved) >= RETRIEVAL_CACHE:
-            self._retrieved.pop(next(iter(self._retrieved)))
-        self._retrieved[key] = retrieval
-        return retrieval
+        retrieval = self._retrieved.get(key)
+        if retrieval is None:
+            retrieval = await asyncio.to_thread(self.store.related, card, self.settings.related_k)
+            if len(self._retrieved) >= RETRIEVAL_CACHE:
+                self._retrieved.pop(next(iter(self._retrieved)))
+            self._retrieved[key] = retrieval
+        if not card.has_answer:
+            return retrieval
+        rubric = await asyncio.to_thread(self.rubrics.for_user, card, user)
+        return replace(retrieval, rubric=rubric)
 
     # -- text --------------------------------------------------------------------------------
 
@@ -161,8 +166,9 @@ class Coach:
 
     # -- sessions ----------------------------------------------------------------------------
 
-    def _deps(self, recorder: Any) -> SessionDeps:
-        return SessionDeps(grader=self.grader, retrieve=self.retrieve, follow_ups=self.follow_ups, recorder=recorder)
+    def _deps(self, recorder: Any, user: str = LOCAL_USER) -> SessionDeps:
+        retrieve = functools.partial(self.retrieve, user=user)
+        return SessionDeps(grader=self.grader, retrieve=retrieve, follow_ups=self.follow_ups, recorder=recorder)
 
     def _recorder(self, user_id: int) -> Any:
         from bot.history.recorder import HistoryRecorder
@@ -192,7 +198,7 @@ class Coach:
             states = await self.history.arun(self.history.card_states, uid)
             pool = [c for c in self.cards() if not config.topics or c.topic in config.topics]
             cards = select_review(pool, states, now, config.n_questions, rng)
-        session = self.new_session(config, recorder=self._recorder(uid), rng=rng, clock=clock, cards=cards)
+        session = self.new_session(config, recorder=self._recorder(uid), rng=rng, clock=clock, cards=cards, user=user)
         session.leeches = await self.leeches(uid)
         await self.history.arun(
             functools.partial(
@@ -238,7 +244,7 @@ class Coach:
             return None
         by_id = {c.id: c for c in self.cards()}
         cards = [by_id[cid] for cid in info.card_ids if cid in by_id]
-        deps = self._deps(self._recorder(info.user_id))
+        deps = self._deps(self._recorder(info.user_id), user)
         attempts = [a.as_attempt() for a in info.attempts]
         session, resume_at = InterviewSession.restore(
             cards,
@@ -261,9 +267,10 @@ class Coach:
         rng: random.Random | None = None,
         clock: Callable[[], datetime] | None = None,
         cards: list[Card] | None = None,
+        user: str = LOCAL_USER,
     ) -> InterviewSession:
         """A session over ``cards`` (already ordered, e.g. by the review scheduler) or chosen from all."""
-        deps = self._deps(recorder)
+        deps = self._deps(recorder, user)
         if cards is not None:
             return InterviewSession(cards[: config.n_questions], config, deps, clock=clock)
         return InterviewSession.start(self.cards(), config, deps, rng=rng, clock=clock)
