@@ -127,13 +127,16 @@ def dangling(text: str) -> bool:
 _BULLET = re.compile(r"^\s*(?:[-*+•·▪►]+|\(?\d{1,2}[.)](?!\d)|[a-z][.)](?=\s))\s*")
 _LABEL = re.compile(r"^([A-Za-z][\w()'/ -]{1,40}?)\s*:\s*(?=\S)(?!//)")
 _MARKER = re.compile(r"^\s*#")
-_SENT_END = re.compile(r"(?<=[.!?])\s+|(?<=[a-z)]{2}[.?!])(?=[A-Za-z]{2,})|(?<=[a-z]{2}\?)(?=\w)")
+_SENT_END = re.compile(r"(?<=[.!?])\s+|(?<=[A-Za-z)]{2}[.?!])(?=[A-Za-z]{2,})|(?<=[A-Za-z]{2}\?)(?=\w)")
 _ABBREV = re.compile(r"\b(e\.g|i\.e|etc|vs|cf|approx)\.", re.IGNORECASE)
 _CLAUSE = re.compile(
     r"(?<=[,;])\s*|\s+(?=\b(?:whereas|while|but|so that|because|beacuse|cuz|and then|that's why|thats why|so)\b)",
     re.IGNORECASE,
 )
-SPLIT_WORDS = 18  # a run-on sentence longer than this is cut at clause boundaries
+SPLIT_WORDS = 18  # a run-on sentence longer than this is cut at clause boundaries …
+_CLAUSE_MORE = re.compile(  # … and beyond this, where a new clause (with its own subject) starts
+    r"\s+(?=\b(?:and (?:we|we're|i|it|its|it's|this|that|they|you|u|so)|then|if|when|where|whenever)\b)", re.IGNORECASE
+)
 _ASKED = re.compile(r"^\s*\w+\?\s*:?\s*")  # "Why?: Without …"
 _HEADER = re.compile(
     r"^(here\s+(are|is)|the\s+following|following\s+are|key\s+points?|in\s+(summary|short|brief)\b|to\s+summari[sz]e)",
@@ -221,14 +224,12 @@ def _units(card: Card) -> list[tuple[str, str, list[int]]]:
     return units
 
 
-def _split_long(sentence: str) -> list[str]:
-    """A run-on sentence cut into clauses of at least ``MIN_POINT_WORDS + 1`` words (never ending on a
-    function word)."""
-    if len(sentence.split()) <= SPLIT_WORDS:
-        return [sentence]
+def _cut(sentence: str, pattern: re.Pattern[str]) -> list[str]:
+    """``sentence`` cut where ``pattern`` matches, into clauses of more than ``MIN_POINT_WORDS`` words that
+    never end on a function word (shorter pieces stay with their neighbour)."""
     out: list[str] = []
     cur = ""
-    for part in _CLAUSE.split(sentence):
+    for part in pattern.split(sentence):
         part = part.strip()
         if not part:
             continue
@@ -242,6 +243,17 @@ def _split_long(sentence: str) -> list[str]:
             out[-1] = f"{out[-1]} {cur}"
         else:
             out.append(cur)
+    return out
+
+
+def _split_long(sentence: str) -> list[str]:
+    """A run-on sentence over ``SPLIT_WORDS`` words cut at clause boundaries; a clause still over
+    ``SPLIT_WORDS`` words is cut again at plain conjunctions."""
+    if len(sentence.split()) <= SPLIT_WORDS:
+        return [sentence]
+    out: list[str] = []
+    for clause in _cut(sentence, _CLAUSE):
+        out.extend(_cut(clause, _CLAUSE_MORE) if len(clause.split()) > SPLIT_WORDS else [clause])
     return out
 
 
@@ -298,7 +310,7 @@ def _label_ok(label: str) -> bool:
 
 def _content_run(text: str, avoid: set[str]) -> str:
     """The most informative run of 1–3 adjacent content words (no verbs), as written."""
-    stop = stopwords() | _words()["verbs"] | _words()["pronouns"]
+    stop = stopwords() | _words()["verbs"] | _words()["pronouns"] | _words()["dangling"]
     runs: list[list[str]] = [[]]
     for w in re.findall(r"[A-Za-z][A-Za-z0-9'’-]*", text):
         low = w.lower()
@@ -327,17 +339,21 @@ def _content_run(text: str, avoid: set[str]) -> str:
 
 
 def _label(own: str, text: str, question: str, taken: set[str]) -> str:
-    q = {t for t in tokens(question)}
+    """The point's own ``Label:``, else its subject, else its most informative run of content words —
+    the first that reads as a noun phrase and is not another point's label already."""
+    q = set(tokens(question))
     candidates = [own]
     subject = _SUBJECT.match(text)
     if subject:
         candidates.append(subject.group(1))
-    candidates.append(_content_run(text, q))
+    taken_words = {w for label in taken for w in tokens(label)}
+    candidates += [_content_run(text, q), _content_run(text, q | taken_words)]
     for cand in candidates:
         cand = " ".join(cand.replace("(", " ").replace(")", " ").split()).strip(" -'")
         if cand and _label_ok(cand) and cand.lower() not in taken:
             return cand if any(c.isupper() for c in cand[1:]) else cand.lower()
-    return _content_run(text, q).lower() or "this idea"
+    fallback = (_content_run(text, set()) or _content_run(question, set())).lower() or "answer"
+    return fallback if fallback not in taken else f"{fallback} {len(taken) + 1}"
 
 
 # --- compiling ------------------------------------------------------------------------------------
