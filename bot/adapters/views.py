@@ -61,8 +61,8 @@ def follow_up_md(text: str, number: int, of: int) -> str:
     return f"**Follow-up {number} of {of}** — {text}"
 
 
-def hint_md(point: str, used: int) -> str:
-    return f"💡 Hint {used}: one key point from your notes —\n\n{quote(point)}"
+def hint_md(hint: str, used: int) -> str:
+    return f"💡 Hint {used}: {hint}"
 
 
 def graded_md(grade: Grade, card: Card, *, show_reference: bool, previous: Grade | None = None, kind: str = "") -> str:

@@ -51,6 +51,7 @@ __all__ = [
     "Rubric",
     "compile_rubric",
     "dangling",
+    "label_for",
     "near_duplicate",
 ]
 
@@ -101,7 +102,7 @@ class Rubric(BaseModel):
 @cache
 def _words() -> dict[str, frozenset[str]]:
     data = json.loads(WORDS_PATH.read_text(encoding="utf-8"))
-    return {name: frozenset(data[name]) for name in ("verbs", "pronouns", "dangling")}
+    return {name: frozenset(data[name]) for name in ("verbs", "pronouns", "dangling", "not_labels")}
 
 
 def near_duplicate(a: str, b: str, threshold: float = NEAR_DUPLICATE) -> bool:
@@ -299,6 +300,8 @@ def _label_ok(label: str) -> bool:
     words = tokens(label)
     if not 1 <= len(words) <= 5:
         return False
+    if len(words) == 1 and words[0] in _words()["not_labels"]:
+        return False  # "Example:", "Definition:" name no idea
     bad = function_words() | _words()["pronouns"]
     return (
         words[0] not in bad
@@ -308,9 +311,14 @@ def _label_ok(label: str) -> bool:
     )
 
 
+def _label_weight(word: str) -> float:
+    return word_weight(word) if known_word(word) else 0.3  # a typo is a poor name for a point
+
+
 def _content_run(text: str, avoid: set[str]) -> str:
     """The most informative run of 1–3 adjacent content words (no verbs), as written."""
-    stop = stopwords() | _words()["verbs"] | _words()["pronouns"] | _words()["dangling"]
+    lists = _words()
+    stop = stopwords() | lists["verbs"] | lists["pronouns"] | lists["dangling"] | lists["not_labels"]
     runs: list[list[str]] = [[]]
     for w in re.findall(r"[A-Za-z][A-Za-z0-9'’-]*", text):
         low = w.lower()
@@ -326,13 +334,16 @@ def _content_run(text: str, avoid: set[str]) -> str:
         else:
             runs[-1].append(w)
     best, best_score = "", 0.0
-    for run in runs:
+    runs = [r for r in runs if r]
+    for n, run in enumerate(runs):
         for size in (3, 2, 1):
             for i in range(0, max(0, len(run) - size) + 1):
                 words = run[i : i + size]
                 if len(words) < size:
                     continue
-                score = sum(word_weight(w.lower()) * (0.3 if w.lower() in avoid else 1.0) for w in words)
+                # rare words over common ones, longer phrases a little, and earlier ones (the topic) first
+                weights = [_label_weight(w.lower()) * (0.3 if w.lower() in avoid else 1.0) for w in words]
+                score = sum(weights) / size**0.5 / (1 + 0.1 * n)
                 if score > best_score + 1e-9:
                     best, best_score = " ".join(words), score
     return best
@@ -354,6 +365,12 @@ def _label(own: str, text: str, question: str, taken: set[str]) -> str:
             return cand if any(c.isupper() for c in cand[1:]) else cand.lower()
     fallback = (_content_run(text, set()) or _content_run(question, set())).lower() or "answer"
     return fallback if fallback not in taken else f"{fallback} {len(taken) + 1}"
+
+
+def label_for(text: str, question: str = "") -> str:
+    """A noun-phrase label for a key point written without one (an LLM's point, an older grade)."""
+    own = _LABEL.match(text)
+    return _label(own.group(1) if own else "", text, question, set())
 
 
 # --- compiling ------------------------------------------------------------------------------------

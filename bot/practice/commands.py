@@ -15,7 +15,10 @@ from collections.abc import AsyncIterator
 from enum import StrEnum
 from typing import TYPE_CHECKING
 
-from bot.grading.keypoints import extract_key_points
+from bot.grading.base import ClaimStatus
+from bot.grading.followups import hint_text, point_label
+from bot.grading.rubric import Rubric, compile_rubric
+from bot.knowledge.cards import Card
 from bot.practice.attempts import Attempt, AttemptKind
 from bot.practice.events import AppealRequested, Asked, Event, Hint, Notice, Reference, Skipped
 from bot.practice.state import Phase, QuestionState
@@ -122,18 +125,33 @@ class CommandHandlers:
             yield Notice("There is no open question to give a hint for.")
             return
         if q.answered and q.final is not None and q.final.graded:
-            candidates = q.missed_points()
+            claims = [c for c in q.final.claims if c.status is not ClaimStatus.HIT]
+            candidates = [(c.point, c.label or point_label(q.card, c.point)) for c in claims]
         else:
-            candidates = list(extract_key_points(q.card.answer, q.card.display_question)) if q.card.has_answer else []
-        remaining = [p for p in candidates if p not in q.hints]
+            rubric = self._rubric(q.card)
+            candidates = [(p.text, p.label) for p in rubric.points] if rubric is not None else []
+        remaining = [(point, label) for point, label in candidates if point not in q.hints]
         if not q.card.has_answer and not candidates:
             yield Notice("Your notes have no answer for this question, so there is no key point to hint at.")
             return
         if not remaining:
             yield Notice("No hints left: you have seen every key point for this question.")
             return
-        q.hints.append(remaining[0])
-        yield Hint(card=q.card, point=remaining[0], used=len(q.hints))
+        point, label = remaining[0]
+        q.hints.append(point)
+        yield Hint(card=q.card, point=hint_text(label), used=len(q.hints))
+
+    def _rubric(self, card: Card) -> Rubric | None:
+        """The rubric the card's answer will be graded against (prefetched with the retrieval), else the
+        compiled one; None without an answer."""
+        if not card.has_answer:
+            return None
+        task = self.session._retrievals.get(card.id)
+        if task is not None and task.done() and not task.cancelled() and task.exception() is None:
+            rubric = task.result().rubric
+            if rubric is not None:
+                return rubric
+        return compile_rubric(card)
 
     async def _reveal(self, arg: str, card_id: str | None) -> AsyncIterator[Event]:
         s = self.session
