@@ -4,6 +4,7 @@ grading against it."""
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -295,3 +296,41 @@ async def test_llm_grader_without_a_rubric_lists_its_own_points(fake_chat: Any, 
     grade = await grader.agrade(REQ.model_copy(update={"rubric": None}))
     assert "<key_points" not in str(chat.calls[0]["messages"][-1].content)
     assert [c.point for c in grade.claims] == ["my own wording 0", "my own wording 1"]
+
+
+# --- offline follow-ups and hints from labels ------------------------------------------------------------
+
+
+def _well_formed_question(text: str) -> None:
+    from bot.grading.rubric import _words
+
+    assert text.endswith("?"), text
+    for sentence in re.split(r"(?<=[.?!])\s+", text):
+        words = tokens(sentence)
+        assert len(words) >= 3, (sentence, text)
+        assert words[-1] not in _words()["dangling"], (sentence, text)  # nothing cut mid-way
+    assert "  " not in text and ",," not in text and " ," not in text, text
+
+
+async def test_offline_follow_up_and_hint_are_well_formed_for_every_shipped_card(shipped: list[Card]) -> None:
+    from bot.grading.followups import OfflineFollowUps, hint_text
+
+    writer = OfflineFollowUps()
+    for card in shipped:
+        rubric = compile_rubric(card)
+        for point in rubric.points:
+            follow_up = await writer.write(card, "I am not sure.", [point.text])
+            _well_formed_question(follow_up)
+            assert point.label in follow_up and point.text not in follow_up  # names the point, doesn't give it away
+            hint = hint_text(point.label)
+            _well_formed_question(hint)
+            assert point.label in hint
+
+
+async def test_follow_up_for_a_point_without_a_label_gets_one(shipped: list[Card]) -> None:
+    from bot.grading.followups import OfflineFollowUps
+
+    card = shipped[0]
+    text = await OfflineFollowUps().write(card, "", ["Backpropagation multiplies the derivatives of every layer."])
+    _well_formed_question(text)
+    assert "derivatives" in text or "backpropagation" in text.lower()

@@ -61,6 +61,7 @@ MAX_CORE = 4
 MAX_DETAIL = 2
 MIN_POINT_WORDS = 4
 MAX_POINT_WORDS = 32
+MAX_KEPT_WORDS = 45  # longer sentences (rambles no clause boundary could cut) are dropped when others exist
 MERGE_JACCARD = 0.6  # merged when compiling; the quality test calls ≥ 0.8 a near-duplicate
 NEAR_DUPLICATE = 0.8
 
@@ -429,6 +430,8 @@ def _pick(cands: list[tuple[int, dict[str, float], float]], limit: int, covered:
 def compile_rubric(card: Card) -> Rubric:
     """The heuristic rubric of ``card`` (an unanswered card gets its question as the only point)."""
     sents = [s for s in _sentences(card) if len(s[1].split()) >= MIN_POINT_WORDS and content_stems(s[1])]
+    if any(len(s[1].split()) <= MAX_KEPT_WORDS for s in sents):  # a rambling paragraph is no key point
+        sents = [s for s in sents if len(s[1].split()) <= MAX_KEPT_WORDS]
     kept: list[tuple[str, str, list[int]]] = []
     for label, text, lines in sents:
         dup = next((j for j, k in enumerate(kept) if near_duplicate(text, k[1], MERGE_JACCARD)), None)
