@@ -619,8 +619,11 @@ class OfflineGrader:
 
     @staticmethod
     def _feedback(claims: list[Claim], *, stuffing: bool, score: float) -> str:
-        hits = [_short(c.point, 70).rstrip(".;: ") for c in claims if c.status is ClaimStatus.HIT]
-        missed = [_short(c.point, 70).rstrip(".;: ") for c in claims if c.status is ClaimStatus.MISSED]
+        def name(c: Claim) -> str:  # a rubric point by its label, else its words
+            return c.label or _short(c.point, 70).rstrip(".;: ")
+
+        hits = [name(c) for c in claims if c.status is ClaimStatus.HIT]
+        missed = [name(c) for c in claims if c.status is ClaimStatus.MISSED]
         parts: list[str] = []
         if stuffing:
             parts.append("This reads like a list of keywords: explain in full sentences how the ideas connect.")
