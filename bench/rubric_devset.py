@@ -6,7 +6,8 @@ keyword list. Prints the figures the issue tracks:
 
 * correct: median score and the share reaching 6.5 (Good);
 * misconception: median and the share below 4; thin-correct median; stuffed median;
-* ordering: the share of cards where correct > thin > misconception.
+* ordering: the share of cards where correct > thin > misconception, and the share of the three pairs
+  (correct > thin, thin > misconception, correct > misconception) in the right order.
 
 Runs against whatever ``bot`` is first on the path, so the same script measures ``main`` (no rubric:
 ``PYTHONPATH=/path/to/main python bench/rubric_devset.py``) and this branch. ``--no-rubric`` grades
@@ -76,6 +77,12 @@ def report(rows: list[dict[str, Any]], scores: list[float]) -> dict[str, float]:
         "misconception < 4 (%)": 100 * sum(s < 4 for s in wrong) / len(wrong),
         "stuffed median": statistics.median(by["stuffed"]),
         "ordering correct > thin > misconception (%)": 100 * sum(ordered) / len(ordered),
+        "pairwise ordering, 3 pairs per card (%)": 100
+        * sum(
+            (c["correct"] > c["thin"]) + (c["thin"] > c["misconception"]) + (c["correct"] > c["misconception"])
+            for c in per_card.values()
+        )
+        / (3 * len(per_card)),
         "correct > misconception (%)": 100
         * sum(c["correct"] > c["misconception"] for c in per_card.values())
         / len(per_card),
