@@ -257,7 +257,7 @@ def main() -> None:
         out_hi = float(np.nanmedian(self_z))
         emb.save()
         data = {
-            "version": "1",
+            "version": "2",
             "about": "Ridge on standardised features, fitted on SAF training + SemEval-2013 train (Beetle, "
             "SciEntsBank), each dataset weighted equally; features chosen by leave-one-dataset-out. "
             "z = intercept + sum(coef * (f - mean) / scale); "
