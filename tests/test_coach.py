@@ -162,7 +162,9 @@ async def test_a_session_grades_against_its_users_rubric(seeded: Path) -> None:
     )
     coach.rubrics.edit(card, "ann", mine)
     request = (await coach.retrieve(card, "ann")).request("answer")
-    assert request.rubric is not None and request.rubric.texts == ["Dropout switches off random neurons while training."]
+    assert request.rubric is not None and request.rubric.texts == [
+        "Dropout switches off random neurons while training."
+    ]
     other = (await coach.retrieve(card, "bob")).request("answer")
     assert other.rubric == compiled
     session = coach.new_session(SessionConfig(n_questions=1), cards=[card], user="ann")

@@ -27,9 +27,9 @@ import json
 import re
 from functools import cache
 from pathlib import Path
-from typing import Literal
+from typing import Literal, cast
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, ValidationError
 
 from bot.grading.keypoints import (
     clean_text,
@@ -53,6 +53,8 @@ __all__ = [
     "dangling",
     "label_for",
     "near_duplicate",
+    "parse_rubric_text",
+    "rubric_text",
 ]
 
 COMPILER_VERSION = "heuristic-1"
@@ -462,3 +464,65 @@ def compile_rubric(card: Card) -> Rubric:
         points.append(KeyPoint(text=text, label=label, weight="core" if i in core else "detail", lines=lines))
     gist = next((p.text for p in points if p.weight == "core"), points[0].text)
     return Rubric(card_id=card.id, card_hash=card.content_hash(), gist=gist, points=points, compiled_by="heuristic")
+
+
+# --- the editable text form --------------------------------------------------------------------
+
+EDIT_HELP = """\
+# Key points of: {question}
+# One point per line:  weight | label | text
+#   weight: core (what an interviewer expects) or detail (depth, examples)
+#   label:  a short noun phrase naming the point (used by hints and follow-ups; may be left empty)
+#   text:   the point as a whole sentence
+# Lines starting with # are ignored. 1 to {max_points} points, at least one core.
+# Save and close to store your version; an empty file changes nothing.
+"""
+
+
+def rubric_text(r: Rubric, question: str) -> str:
+    """The editable text form of a rubric (what ``--edit`` opens)."""
+    lines = [EDIT_HELP.format(question=" ".join(question.split()), max_points=MAX_POINTS)]
+    lines += [f"{p.weight} | {p.label} | {p.text}" for p in r.points]
+    return "\n".join(lines) + "\n"
+
+
+def parse_rubric_text(text: str, base: Rubric, question: str) -> Rubric:
+    """A rubric from JSON (a whole rubric, or ``{"points": [...]}``) or the ``weight | label | text``
+    lines; raises ValueError saying what is wrong."""
+    stripped = text.strip()
+    if stripped.startswith("{"):
+        try:
+            data = json.loads(stripped)
+        except json.JSONDecodeError as exc:
+            raise ValueError(f"not valid JSON: {exc}") from exc
+        raw_points = data.get("points") if isinstance(data, dict) else None
+        if not isinstance(raw_points, list):
+            raise ValueError('the JSON needs a "points" list')
+        rows = [(str(p.get("weight", "core")), str(p.get("label", "")), str(p.get("text", ""))) for p in raw_points]
+    else:
+        rows = []
+        for n, line in enumerate(stripped.splitlines(), 1):
+            if not line.strip() or line.lstrip().startswith("#"):
+                continue
+            parts = [p.strip() for p in line.split("|", 2)]
+            if len(parts) != 3:
+                raise ValueError(f"line {n}: expected 'weight | label | text', got {line.strip()[:60]!r}")
+            rows.append((parts[0], parts[1], parts[2]))
+    if not rows:
+        raise ValueError("no key points")
+    if len(rows) > MAX_POINTS:
+        raise ValueError(f"{len(rows)} key points: at most {MAX_POINTS}")
+    points = []
+    for n, (weight, label, body) in enumerate(rows, 1):
+        weight = weight.lower()
+        if weight not in ("core", "detail"):
+            raise ValueError(f"point {n}: weight must be core or detail, got {weight!r}")
+        if len(body.split()) < 2:
+            raise ValueError(f"point {n}: the text needs a whole sentence")
+        points.append(KeyPoint(text=body, label=label or label_for(body, question), weight=cast(Weight, weight)))
+    if not any(p.weight == "core" for p in points):
+        raise ValueError("at least one point must be core")
+    try:
+        return Rubric.model_validate({**base.model_dump(), "points": [p.model_dump() for p in points]})
+    except ValidationError as exc:
+        raise ValueError(str(exc.errors()[0]["msg"])) from exc

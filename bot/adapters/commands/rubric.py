@@ -10,72 +10,7 @@ import click
 from bot.adapters.commands.common import BadInput, history_user, known_cards
 from bot.settings import get_settings
 
-__all__ = ["parse_rubric_text", "rubric", "rubric_text"]
-
-EDIT_HELP = """\
-# Key points of: {question}
-# One point per line:  weight | label | text
-#   weight: core (what an interviewer expects) or detail (depth, examples)
-#   label:  a short noun phrase naming the point (used by hints and follow-ups; may be left empty)
-#   text:   the point as a whole sentence
-# Lines starting with # are ignored. 1 to {max_points} points, at least one core.
-# Save and close to store your version; an empty file changes nothing.
-"""
-
-
-def rubric_text(r: Any, question: str) -> str:
-    """The editable text form of a rubric (what ``--edit`` opens)."""
-    from bot.grading.rubric import MAX_POINTS
-
-    lines = [EDIT_HELP.format(question=" ".join(question.split()), max_points=MAX_POINTS)]
-    lines += [f"{p.weight} | {p.label} | {p.text}" for p in r.points]
-    return "\n".join(lines) + "\n"
-
-
-def parse_rubric_text(text: str, base: Any, question: str) -> Any:
-    """A rubric from JSON (a whole rubric, or ``{"points": [...]}``) or the ``weight | label | text``
-    lines; raises ValueError saying what is wrong."""
-    from pydantic import ValidationError
-
-    from bot.grading.rubric import MAX_POINTS, KeyPoint, Rubric, label_for
-
-    stripped = text.strip()
-    if stripped.startswith("{"):
-        try:
-            data = json.loads(stripped)
-        except json.JSONDecodeError as exc:
-            raise ValueError(f"not valid JSON: {exc}") from exc
-        raw_points = data.get("points") if isinstance(data, dict) else None
-        if not isinstance(raw_points, list):
-            raise ValueError('the JSON needs a "points" list')
-        rows = [(str(p.get("weight", "core")), str(p.get("label", "")), str(p.get("text", ""))) for p in raw_points]
-    else:
-        rows = []
-        for n, line in enumerate(stripped.splitlines(), 1):
-            if not line.strip() or line.lstrip().startswith("#"):
-                continue
-            parts = [p.strip() for p in line.split("|", 2)]
-            if len(parts) != 3:
-                raise ValueError(f"line {n}: expected 'weight | label | text', got {line.strip()[:60]!r}")
-            rows.append((parts[0], parts[1], parts[2]))
-    if not rows:
-        raise ValueError("no key points")
-    if len(rows) > MAX_POINTS:
-        raise ValueError(f"{len(rows)} key points: at most {MAX_POINTS}")
-    points = []
-    for n, (weight, label, body) in enumerate(rows, 1):
-        weight = weight.lower()
-        if weight not in ("core", "detail"):
-            raise ValueError(f"point {n}: weight must be core or detail, got {weight!r}")
-        if len(body.split()) < 2:
-            raise ValueError(f"point {n}: the text needs a whole sentence")
-        points.append(KeyPoint(text=body, label=label or label_for(body, question), weight=weight))  # type: ignore[arg-type]
-    if not any(p.weight == "core" for p in points):
-        raise ValueError("at least one point must be core")
-    try:
-        return Rubric.model_validate({**base.model_dump(), "points": [p.model_dump() for p in points]})
-    except ValidationError as exc:
-        raise ValueError(str(exc.errors()[0]["msg"])) from exc
+__all__ = ["rubric"]
 
 
 def _find(cards: list[Any], ref: str) -> Any:
@@ -127,6 +62,7 @@ def _show(r: Any, card: Any, edit: Any, as_json: bool) -> None:
 @click.option("--user", default=None, help="Whose rubric (default: the only configured user).")
 def rubric(card_ref: str, as_json: bool, edit: bool, source: Any, reset: bool, user: str | None) -> None:
     """Show the key points CARD is graded against (a card id, an id prefix or words of its question)."""
+    from bot.grading.rubric import parse_rubric_text, rubric_text
     from bot.grading.rubric_book import RubricBook, RubricError
 
     if source is not None and not edit:
