@@ -524,3 +524,63 @@ def test_when_rounds_to_a_human_interval() -> None:
     cases = {10: "now", 59.5: "in 1 minute", 600: "in 10 minutes", 3 * 3600: "in 3 hours", 86400 * 4.2: "in 4 days"}
     for seconds, text in cases.items():
         assert when(now + timedelta(seconds=seconds), now) == text
+
+
+# --- editing the key points in chat ------------------------------------------------------------------
+
+
+async def test_edited_key_points_are_stored_and_the_same_answer_is_graded_again() -> None:
+    from bot.grading.rubric import Rubric, compile_rubric
+
+    stored: dict[str, Rubric] = {}
+
+    async def retrieve_with_rubric(c: Card) -> Retrieval:
+        return Retrieval(card=c, reference=c.answer, passages=[], rubric=stored.get(c.id) or compile_rubric(c))
+
+    async def edit_rubric(c: Card, rubric: Rubric) -> Rubric:
+        stored[c.id] = rubric.model_copy(update={"compiled_by": "user", "version": rubric.version + 1})
+        return stored[c.id]
+
+    session, rec, grader = make([card("dropout"), card("adam")])
+    session.deps = SessionDeps(
+        grader=grader,
+        retrieve=retrieve_with_rubric,
+        follow_ups=OfflineFollowUps(),
+        recorder=rec,
+        edit_rubric=edit_rubric,
+    )
+    await run(session.begin())
+    first = next(e for e in await run(session.handle("randomly")) if isinstance(e, Graded))
+    (shown,) = await run(session.command(Command.POINTS))
+    assert isinstance(shown, Notice) and "core | " in shown.text and "Randomly deactivates" in shown.text
+    (bad,) = await run(session.handle("sometimes | x | Not a weight at all."))
+    assert isinstance(bad, Notice) and "not stored" in bad.text and "id-dropout" not in stored
+    events = await run(session.handle("core | random neurons | Randomly deactivates a fraction of neurons."))
+    assert kinds(events)[:4] == ["Notice", "Grading", "Retrieved", "Graded"]
+    regraded = events[3]
+    assert regraded.attempt.kind is AttemptKind.REGRADE and regraded.previous == first.grade
+    assert grader.requests[-1].answer == "randomly"  # the same answer …
+    assert grader.requests[-1].rubric.texts == ["Randomly deactivates a fraction of neurons."]  # … new key points
+    assert stored["id-dropout"].compiled_by == "user"
+    assert rec.attempts[-1].kind is AttemptKind.REGRADE
+
+
+async def test_a_command_cancels_a_pending_key_point_edit_and_it_needs_a_store() -> None:
+    session, _, _ = make([card("dropout"), card("adam")])
+    await run(session.begin())
+    await run(session.handle("randomly"))
+    (n,) = await run(session.command(Command.POINTS))
+    assert isinstance(n, Notice) and "not available" in n.text  # no edit_rubric in these deps
+    assert session.phase is not Phase.POINTS
+
+    async def edit_rubric(c: Card, rubric: Any) -> Any:
+        raise AssertionError("a cancelled edit stores nothing")
+
+    session.deps.edit_rubric = edit_rubric
+    before = session.phase
+    await run(session.command(Command.POINTS))
+    assert session.phase is Phase.POINTS
+    await run(session.command(Command.REVEAL))  # any other command cancels
+    assert session.phase is before
+    events = await run(session.handle("momentum"))  # … and the next message is an answer again
+    assert any(isinstance(e, Graded) for e in events)

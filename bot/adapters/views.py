@@ -69,7 +69,7 @@ def graded_md(grade: Grade, card: Card, *, show_reference: bool, previous: Grade
     """The message shown after an answer: the grade, what it replaced, and (study mode) the reference."""
     head = ""
     if previous is not None and previous.graded and grade.graded:
-        what = "Appeal" if kind == "appeal" else "Retry"
+        what = {"appeal": "Appeal", "regrade": "With your key points"}.get(kind, "Retry")
         head = f"_{what}: {previous.score:.1f} → {grade.score:.1f} (both grades are kept)._\n\n"
     body = head + grade_md(grade)
     if show_reference:

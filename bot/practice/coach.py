@@ -16,6 +16,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from bot.grading.base import Grader
+from bot.grading.rubric import Rubric
 from bot.grading.rubric_book import RubricBook
 from bot.history.users import LOCAL_USER
 from bot.knowledge.cards import Card
@@ -166,9 +167,18 @@ class Coach:
 
     # -- sessions ----------------------------------------------------------------------------
 
+    async def edit_rubric(self, card: Card, rubric: Rubric, user: str = LOCAL_USER) -> Rubric:
+        """Store ``user``'s edit of the card's key points (see :class:`RubricBook`)."""
+        return await asyncio.to_thread(self.rubrics.edit, card, user, rubric)
+
     def _deps(self, recorder: Any, user: str = LOCAL_USER) -> SessionDeps:
-        retrieve = functools.partial(self.retrieve, user=user)
-        return SessionDeps(grader=self.grader, retrieve=retrieve, follow_ups=self.follow_ups, recorder=recorder)
+        return SessionDeps(
+            grader=self.grader,
+            retrieve=functools.partial(self.retrieve, user=user),
+            follow_ups=self.follow_ups,
+            recorder=recorder,
+            edit_rubric=functools.partial(self.edit_rubric, user=user),
+        )
 
     def _recorder(self, user_id: int) -> Any:
         from bot.history.recorder import HistoryRecorder

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 
 from bot.grading.base import ClaimStatus
 from bot.grading.followups import hint_text, point_label
-from bot.grading.rubric import Rubric, compile_rubric
+from bot.grading.rubric import Rubric, compile_rubric, parse_rubric_text
 from bot.knowledge.cards import Card
 from bot.practice.attempts import Attempt, AttemptKind
 from bot.practice.events import AppealRequested, Asked, Event, Hint, Notice, Reference, Skipped
@@ -37,6 +37,7 @@ class Command(StrEnum):
     APPEAL = "appeal"
     NEXT = "next"
     END = "end"
+    POINTS = "points"  # edit the key points of the question graded last, then re-grade it
 
 
 _ALIASES = {
@@ -52,6 +53,8 @@ _ALIASES = {
     "end": Command.END,
     "stop": Command.END,
     "quit": Command.END,
+    "points": Command.POINTS,
+    "keypoints": Command.POINTS,
 }
 _SLASH = re.compile(r"^/(\w+)\b\s*(.*)$", re.S)
 _APPEAL_PHRASE = re.compile(r"^i think i was right\b[\s:,.!-]*(.*)$", re.I | re.S)
@@ -95,6 +98,9 @@ class CommandHandlers:
         if s.phase is Phase.APPEAL and command is not Command.APPEAL:
             s.phase = s._resume_phase  # any other command cancels a pending appeal
             s._target = None
+        if s.phase is Phase.POINTS and command is not Command.POINTS:
+            s.phase = s._resume_phase  # … and a pending key-point edit
+            s._target = None
         if command in (Command.HINT, Command.SKIP, Command.NEXT) and card_id is not None:
             open_q = self.open_question()
             if open_q is None or open_q.card.id != card_id:
@@ -108,6 +114,7 @@ class CommandHandlers:
             Command.APPEAL: self._start_appeal,
             Command.NEXT: self._next,
             Command.END: self._end,
+            Command.POINTS: self._start_points,
         }[command]
         async for event in handler(arg, card_id):
             yield event
@@ -257,6 +264,52 @@ class CommandHandlers:
             return
         s.phase = Phase.APPEAL
         yield AppealRequested(card=target.card)
+
+    async def _start_points(self, arg: str, card_id: str | None) -> AsyncIterator[Event]:
+        """Show the key points the question graded last was graded against, in their editable form;
+        the user's next message (or ``arg``) is the edited version."""
+        s = self.session
+        target = s.find(card_id) or (s._target if s.phase is Phase.POINTS else None) or s._last_graded
+        if s.deps.edit_rubric is None:
+            yield Notice("Editing key points is not available here; use `interview rubric CARD --edit`.")
+            return
+        if target is None or target.final is None or not target.final.graded or not target.card.has_answer:
+            yield Notice("There are no key points to edit yet: answer a question from your notes first.")
+            return
+        if s.phase is not Phase.POINTS:
+            s._resume_phase = s.phase
+        s._target = target
+        s.phase = Phase.POINTS
+        if arg.strip():
+            async for event in self.edit_points(arg):
+                yield event
+            return
+        rubric = (await s._retrieval(target.card)).rubric or compile_rubric(target.card)
+        lines = "\n".join(f"{p.weight} | {p.label} | {p.text}" for p in rubric.points)
+        yield Notice(
+            f"Key points for “{target.card.display_question}” (version {rubric.version}, {rubric.compiled_by}). "
+            "Send them back edited, one per line as `weight | label | text` (weight: core or detail; "
+            "the label may be empty), and your answer is graded again against them. Any command cancels.\n\n"
+            f"```text\n{lines}\n```"
+        )
+
+    async def edit_points(self, text: str) -> AsyncIterator[Event]:
+        """The user's edited key points: stored for this user, then the same answer is graded again."""
+        s = self.session
+        q = s._target
+        assert q is not None and s.deps.edit_rubric is not None
+        current = (await s._retrieval(q.card)).rubric or compile_rubric(q.card)
+        try:
+            edited = parse_rubric_text(text, current, q.card.display_question)
+        except ValueError as exc:
+            yield Notice(
+                f"Those key points were not stored: {exc}. Send them again, or any command to cancel.", "warning"
+            )
+            return
+        stored = await s.deps.edit_rubric(q.card, edited)
+        yield Notice(f"Key points saved (version {stored.version}). Grading your answer again against them.")
+        async for event in s._appeal(f"key points edited (version {stored.version})", AttemptKind.REGRADE):
+            yield event
 
     async def _end(self, arg: str, card_id: str | None) -> AsyncIterator[Event]:
         s = self.session
