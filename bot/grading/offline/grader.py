@@ -50,7 +50,6 @@ easy short answer grading with high accuracy") plus key-point coverage:
 from __future__ import annotations
 
 import asyncio
-import itertools
 import re
 import threading
 from collections import OrderedDict
@@ -79,14 +78,20 @@ from bot.grading.keypoints import (
     content_stems,
     extract_key_points,
     function_word_ratio,
-    fuzzy_equal,
     has_negation,
     normalize_text,
     split_segments,
-    stem,
-    stopwords,
     tokens,
     weighted_stems,
+)
+from bot.grading.offline.lexical import (
+    demoted_text,
+    has_term,
+    matcher,
+    order_kept,
+    positions,
+    short,
+    weighted_recall,
 )
 from bot.grading.offline.params import FEATURES, OfflineParams
 from bot.grading.safety import clean_answer
@@ -157,60 +162,6 @@ _DEPTH_CUES = re.compile(
     r"e\.g\.|such as|whereas|while|leads? to|causes?|results? in|prevents?|allows?|helps?)\b",
     re.IGNORECASE,
 )
-
-
-def _matcher(stems: frozenset[str]) -> dict[str, list[str]]:
-    index: dict[str, list[str]] = {}
-    for s in stems:
-        index.setdefault(s[:1], []).append(s)
-    return index
-
-
-def _has(term: str, stems: frozenset[str], index: dict[str, list[str]]) -> bool:
-    if term in stems:
-        return True
-    return any(fuzzy_equal(term, s) for s in index.get(term[:1], ()))
-
-
-def _weighted_recall(terms: dict[str, float], stems: frozenset[str], index: dict[str, list[str]]) -> float:
-    total = sum(terms.values())
-    if total <= 0:
-        return 0.0
-    return sum(w for t, w in terms.items() if _has(t, stems, index)) / total
-
-
-def _positions(stems: Sequence[str]) -> dict[str, list[int]]:
-    pos: dict[str, list[int]] = {}
-    for i, s in enumerate(stems):
-        pos.setdefault(s, []).append(i)
-    return pos
-
-
-def _order_kept(answer_stems: Sequence[str], ref_pos: dict[str, list[int]], window: int = 3) -> tuple[int, float]:
-    """Consecutive answer content words both found in the reference: how many, and the share that also sit
-    close together and in the same order there. Shuffled keyword lists keep almost none."""
-    pairs = kept = 0
-    for a, b in itertools.pairwise(answer_stems):
-        pa, pb = ref_pos.get(a), ref_pos.get(b)
-        if not pa or not pb or a == b:
-            continue
-        pairs += 1
-        if any(0 < j - i <= window for i in pa for j in pb):
-            kept += 1
-    return pairs, (kept / pairs if pairs else 1.0)
-
-
-def _demoted_text(text: str, question: str) -> str:
-    """The content words of ``text`` that are not in the question (for a question-demoted embedding)."""
-    q = {stem(t) for t in tokens(question)}
-    stop = stopwords()
-    words = [t for t in tokens(text) if t not in stop and stem(t) not in q]
-    return " ".join(words[:200]) or " "
-
-
-def _short(text: str, limit: int = 90) -> str:
-    text = " ".join(text.split())
-    return text if len(text) <= limit else text[: limit - 1].rsplit(" ", 1)[0] + "…"
 
 
 class OfflineGrader:
@@ -313,7 +264,7 @@ class OfflineGrader:
             points = given or extract_key_points(reference, question) or (reference[:400],)
             plans.append((pair, points, len(texts)))
             if full:
-                texts.extend([reference[:2000], question or " ", _demoted_text(reference, question)])
+                texts.extend([reference[:2000], question or " ", demoted_text(reference, question)])
             texts.extend(points)
         vecs = np.asarray(self._embedder.embed(texts), dtype=np.float32)
         for pair, points, start in plans:
@@ -333,7 +284,7 @@ class OfflineGrader:
                 ref_terms=demoted,
                 ref_all=frozenset(all_terms),
                 ref_len=max(1, sum(1 for s in content_stems(reference) if s not in q_stems)),
-                ref_pos=_positions(content_stems(reference)),
+                ref_pos=positions(content_stems(reference)),
                 point_terms=point_terms,
                 point_neg=[has_negation(tokens(p)) for p in points],
                 ref_vec=vecs[start] if full else None,
@@ -375,7 +326,7 @@ class OfflineGrader:
             injection=injection,
             truncated=truncated,
             seg_tokens=[max(1, len(s.split())) for s in segments],
-            demoted=_demoted_text(" ".join(segments), question),
+            demoted=demoted_text(" ".join(segments), question),
         )
 
     def _prepare(
@@ -421,25 +372,25 @@ class OfflineGrader:
         n_seg = len(ans.segments)
         seg_vecs = vecs[:n_seg]
         dem_vec = vecs[n_seg] if len(vecs) > n_seg else None
-        index = _matcher(ans.stems)
+        index = matcher(ans.stems)
         weights = np.asarray(ans.seg_tokens, dtype=np.float32)[:, None]
         a_vec = (seg_vecs * weights).sum(axis=0)
         norm = float(np.linalg.norm(a_vec))
         a_vec = a_vec / norm if norm > 0 else a_vec
-        rec = _weighted_recall(ref.ref_terms, ans.stems, index)
-        ref_index = _matcher(ref.ref_all)
-        prec = _weighted_recall(ans.terms, ref.ref_all, ref_index) if ans.terms else 0.0
+        rec = weighted_recall(ref.ref_terms, ans.stems, index)
+        ref_index = matcher(ref.ref_all)
+        prec = weighted_recall(ans.terms, ref.ref_all, ref_index) if ans.terms else 0.0
         sims = ref.point_vecs @ seg_vecs.T  # [points, segments]
         point_sem = sims.max(axis=1)
         point_best = sims.argmax(axis=1)
-        point_lex = [_weighted_recall(t, ans.stems, index) for t in ref.point_terms]
+        point_lex = [weighted_recall(t, ans.stems, index) for t in ref.point_terms]
         point_match = [
             p.kp_alpha * float(s) + (1 - p.kp_alpha) * lx for s, lx in zip(point_sem, point_lex, strict=True)
         ]
         point_lex_best = []
         for k, best in enumerate(point_best):
             seg_stems = frozenset(content_stems(ans.segments[int(best)]))
-            point_lex_best.append(_weighted_recall(ref.point_terms[k], seg_stems, _matcher(seg_stems)))
+            point_lex_best.append(weighted_recall(ref.point_terms[k], seg_stems, matcher(seg_stems)))
         feats = {
             "rec": rec,
             "prec": prec,
@@ -448,7 +399,7 @@ class OfflineGrader:
             "cos_dem": (float(dem_vec @ ref.ref_dem_vec) if ans.terms else 0.0)
             if dem_vec is not None and ref.ref_dem_vec is not None
             else nan,
-            "rec_plain": len({t for t in ref.ref_all if _has(t, ans.stems, index)}) / max(1, len(ref.ref_all)),
+            "rec_plain": len({t for t in ref.ref_all if has_term(t, ans.stems, index)}) / max(1, len(ref.ref_all)),
             "kp": float(np.mean(point_match)) if point_match else 0.0,
             "kp_sem": float(np.mean(point_sem)) if len(point_sem) else 0.0,
             "kp_lex": float(np.mean(point_lex)) if point_lex else 0.0,
@@ -517,7 +468,7 @@ class OfflineGrader:
             )
         res = self._features(ref, ans, vecs)
         fw_ratio = function_word_ratio(ans.toks)
-        pairs, kept = _order_kept(content_stems(ans.toks), ref.ref_pos)
+        pairs, kept = order_kept(content_stems(ans.toks), ref.ref_pos)
         stuffing = (
             len(ans.toks) >= 8
             and pairs >= 4
@@ -566,7 +517,7 @@ class OfflineGrader:
             claims=claims,
             criteria=criteria,
             misconceptions=[
-                f"You wrote “{_short(c.evidence, 120)}”, but the notes say “{_short(c.point, 120)}”."
+                f"You wrote “{short(c.evidence, 120)}”, but the notes say “{short(c.point, 120)}”."
                 for c in contradicted
             ],
             feedback=feedback,
@@ -596,7 +547,7 @@ class OfflineGrader:
                 m = p.rubric_alpha * res.point_sem[k] + (1 - p.rubric_alpha) * res.point_lex[k]
                 credit = 0.0 if stuffing else min(1.0, max(0.0, (m - p.rubric_lo) / (p.rubric_hi - p.rubric_lo)))
             best = res.point_best[k]
-            evidence = _short(ans.segments[best], 200)
+            evidence = short(ans.segments[best], 200)
             seg_neg = has_negation(tokens(ans.segments[best]))
             aligned = res.point_lex_best[k] >= p.contradiction_lex and res.point_sem[k] >= p.contradiction_sem
             if aligned and seg_neg != ref.point_neg[k]:
@@ -609,7 +560,7 @@ class OfflineGrader:
                     evidence = ""
             claims.append(
                 Claim(
-                    point=_short(point, 300),
+                    point=short(point, 300),
                     status=status,
                     evidence=evidence,
                     credit=None if credit is None else round(credit, 2),
@@ -620,7 +571,7 @@ class OfflineGrader:
     @staticmethod
     def _feedback(claims: list[Claim], *, stuffing: bool, score: float) -> str:
         def name(c: Claim) -> str:  # a rubric point by its label, else its words
-            return c.label or _short(c.point, 70).rstrip(".;: ")
+            return c.label or short(c.point, 70).rstrip(".;: ")
 
         hits = [name(c) for c in claims if c.status is ClaimStatus.HIT]
         missed = [name(c) for c in claims if c.status is ClaimStatus.MISSED]
