@@ -1,5 +1,6 @@
-"""Chat commands: what ``/hint``, ``/skip``, ``/reveal``, ``/retry``, ``/appeal``, ``/next`` and ``/end``
-(or their bare words and buttons) do to a session.
+"""Chat commands: what ``/hint``, ``/skip``, ``/reveal``, ``/retry``, ``/appeal``, ``/points`` (edit the key
+points of the answer graded last, then re-grade it), ``/next`` and ``/end`` (or their bare words and buttons)
+do to a session.
 
 :func:`parse_command` turns a message into a :class:`Command`; :class:`CommandHandlers` runs one
 against an :class:`~bot.practice.session.InterviewSession`. The handlers are part of the session's
@@ -80,7 +81,7 @@ def parse_command(text: str) -> tuple[Command, str] | None:
     return None
 
 
-COMMAND_HELP = "Commands: /hint /skip /reveal /retry /appeal /next /end."
+COMMAND_HELP = "Commands: /hint /skip /reveal /retry /appeal /points /next /end."
 
 
 class CommandHandlers:
