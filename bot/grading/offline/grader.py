@@ -45,6 +45,13 @@ easy short answer grading with high accuracy") plus key-point coverage:
    otherwise ``missed``. Evidence is the best-matching clause. ``criteria`` are display-only:
    correctness 3 (1 with a contradiction, 2 if the score is below 4, 0 below 2), depth from length
    and explanatory connectives ("because", "so that", "for example"…).
+7. **With a rubric** (``GradeRequest.rubric``, :mod:`bot.grading.rubric`): the key points are the
+   rubric's, each claim also carries a ``credit`` = clip((m − ``rubric_lo``) / (``rubric_hi`` −
+   ``rubric_lo``), 0, 1) with m = ``rubric_alpha``·cosine + (1 − ``rubric_alpha``)·lexical recall, a hit is
+   a credit ≥ ½, correctness is 3/2/1/0 by the answer's precision (``rubric_precision``), a bare
+   keyword list (function-word ratio < ``keyword_list_ratio``) hits nothing, and the score is
+   :func:`bot.grading.base.compute_score` — the LLM grader's formula, core points first — followed by
+   the guards of step 5. The ridge model of step 4 is used only without a rubric (``interview eval``).
 """
 
 from __future__ import annotations
