@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from bot.grading.base import Claim, ClaimStatus, Criteria, Grade, GradeRequest, OneShotGrader, compute_score
-from bot.grading.followups import LLMFollowUps, OfflineFollowUps, probe_terms
+from bot.grading.followups import LLMFollowUps, OfflineFollowUps
 from bot.knowledge.cards import FLAG_NO_ANSWER, Card, Source
 from bot.practice.attempts import Attempt, AttemptKind, QuestionOutcome
 from bot.practice.commands import Command, parse_command
@@ -439,12 +439,6 @@ async def test_resume_starts_at_the_given_question() -> None:
 
 
 # --- follow-up writers --------------------------------------------------------------------------
-
-
-def test_probe_terms_skip_words_already_said() -> None:
-    terms = probe_terms("Gates control the flow of information through the cell", exclude="What is an LSTM? gates")
-    assert "gates" not in terms and 1 <= len(terms) <= 3
-    assert all(t in "gates control the flow of information through the cell" for t in terms)
 
 
 async def test_offline_follow_up_never_quotes_the_whole_missed_point() -> None:

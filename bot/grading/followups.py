@@ -13,30 +13,12 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from bot.grading.keypoints import stem, stopwords, tokens, word_weight
 from bot.grading.safety import clean_answer
 from bot.knowledge.cards import Card
 
-__all__ = ["LLMFollowUps", "OfflineFollowUps", "follow_up_text", "hint_text", "point_label", "probe_terms"]
+__all__ = ["LLMFollowUps", "OfflineFollowUps", "follow_up_text", "hint_text", "point_label"]
 
 MAX_FOLLOW_UP_CHARS = 300
-
-
-def probe_terms(point: str, *, exclude: str = "", n: int = 3) -> list[str]:
-    """The ``n`` most informative words of ``point`` not already in ``exclude`` (question + answer),
-    in their order of appearance."""
-    seen_stems = {stem(t) for t in tokens(exclude)}
-    candidates: dict[str, tuple[float, int]] = {}
-    stop = stopwords()
-    for i, t in enumerate(tokens(point)):
-        if t in stop or len(t) < 3 or t.isdigit():
-            continue
-        s = stem(t)
-        if s in seen_stems or any(stem(c) == s for c in candidates):
-            continue
-        candidates[t] = (word_weight(t), i)
-    best = sorted(candidates.items(), key=lambda kv: (-kv[1][0], kv[1][1]))[:n]
-    return [t for t, _ in sorted(best, key=lambda kv: kv[1][1])]
 
 
 def follow_up_text(label: str) -> str:
