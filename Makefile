@@ -51,6 +51,7 @@ bench: install
 # Grader agreement with human graders on ../shared/datasets (held-out splits).
 eval: install
 	$(BIN)/python bench/offline_agreement.py
+	$(BIN)/python bench/rubric_devset.py
 
 # Regenerate requirements.lock after changing dependencies (needs `pip install uv`).
 lock:

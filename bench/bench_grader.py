@@ -17,7 +17,8 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+if str(ROOT) not in sys.path:
+    sys.path.append(str(ROOT))  # appended: a PYTHONPATH checkout (e.g. main, for a before/after) wins
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("ANONYMIZED_TELEMETRY", "False")
 
@@ -34,17 +35,27 @@ def pct(values: list[float], q: float) -> float:
 
 
 def requests() -> list[GradeRequest]:
+    """One request per answered card, with the card's compiled rubric when this checkout has rubrics
+    (so the same script measures main, without them, and a branch with them)."""
     cards = [c for c in parse_file(NOTES, "notes") if c.has_answer]
+    with_rubric = "rubric" in GradeRequest.model_fields
     out = []
     for i, card in enumerate(cards):
+        extra: dict[str, object] = {}
+        if with_rubric:
+            from bot.grading.rubric import compile_rubric
+
+            extra["rubric"] = compile_rubric(card)
         out.append(
             GradeRequest(
                 question=card.display_question,
                 reference=card.answer,
                 answer="I think " + " ".join(card.answer.split()[:60]),
                 passages=[c.answer for c in cards[i + 1 : i + 4]],
+                **extra,  # type: ignore[arg-type]
             )
         )
+    print(f"{len(out)} requests, rubric: {'yes' if with_rubric else 'no'}")
     return out
 
 
@@ -76,6 +87,11 @@ def llm_overhead(reqs: list[GradeRequest]) -> None:
     for r in reqs:
         messages, _, _ = grader.build_messages(r, r.answer)
         sizes.append(counter.count("\n".join(str(m.content) for m in messages)))
+
+    # The fake model's reply marks 5 points: time the path without a rubric (a rubric of another size
+    # would be rejected as a mismatch); the prompt sizes above include the rubric block.
+    if "rubric" in GradeRequest.model_fields:
+        reqs = [r.model_copy(update={"rubric": None}) for r in reqs]
 
     async def run() -> list[float]:
         for r in reqs[:20]:

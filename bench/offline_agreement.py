@@ -257,7 +257,7 @@ def main() -> None:
         out_hi = float(np.nanmedian(self_z))
         emb.save()
         data = {
-            "version": "1",
+            "version": "2",
             "about": "Ridge on standardised features, fitted on SAF training + SemEval-2013 train (Beetle, "
             "SciEntsBank), each dataset weighted equally; features chosen by leave-one-dataset-out. "
             "z = intercept + sum(coef * (f - mean) / scale); "
@@ -285,6 +285,11 @@ def main() -> None:
             "max_answer_chars": params.max_answer_chars,
             "max_segments": params.max_segments,
             "min_segment_words": params.min_segment_words,
+            "rubric_alpha": params.rubric_alpha,
+            "rubric_lo": params.rubric_lo,
+            "rubric_hi": params.rubric_hi,
+            "rubric_precision": list(params.rubric_precision),
+            "keyword_list_ratio": params.keyword_list_ratio,
             "fit": {"lambda": args.lam, "rows": int(ok.sum()), "lodo_criterion_mean_min": round(top[0][0], 4)},
         }
         PARAMS_PATH.parent.mkdir(parents=True, exist_ok=True)

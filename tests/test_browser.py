@@ -155,3 +155,31 @@ def test_html_in_an_answer_is_shown_as_text(page: Any, app: AppServer) -> None:
     assert bolds.count() == 0, "the <b> from the answer was rendered as bold"
     assert page.dialogs == [], f"an alert ran: {page.dialogs}"  # type: ignore[attr-defined]
     assert page.page_errors == [], page.page_errors  # type: ignore[attr-defined]
+
+
+def test_edit_a_key_point_and_see_the_new_grade(page: Any, app: AppServer) -> None:
+    """A graded answer offers "Edit key points": the points come back in chat, an edited point is sent,
+    and the same answer is graded again against it."""
+    _start_drill(page)
+    graded = re.compile(r"Score: \d+(\.\d+)?/10|Ungraded")
+    button = None
+    for n in range(1, 6):  # a question the notes don't answer has no key points: answer the next one
+        _send(page, ANSWER)
+        grade = _assistant(page).filter(has_text=graded).nth(n - 1)
+        grade.wait_for()
+        grade.get_by_role("button", name="I think I was right", exact=True).wait_for()
+        edit = grade.get_by_role("button", name="Edit key points", exact=True)
+        if edit.count() == 1:
+            button = edit
+            break
+        _assistant(page).filter(has_text=f"Question {n + 1} of 5").first.wait_for()
+    assert button is not None, "no graded answer offered to edit its key points"
+    button.click()
+    _assistant(page).filter(has_text="Key points for").first.wait_for()
+    _send(page, "core | dropout | Dropout randomly drops neurons during training so the network cannot co-adapt.")
+    _assistant(page).filter(has_text="Key points saved").first.wait_for()
+    again = _assistant(page).filter(has_text="With your key points:").first
+    again.wait_for()
+    assert graded.search(again.inner_text())
+    assert page.dialogs == [], page.dialogs  # type: ignore[attr-defined]
+    assert page.page_errors == [], page.page_errors  # type: ignore[attr-defined]

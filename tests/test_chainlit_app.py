@@ -147,7 +147,7 @@ async def test_a_study_session_end_to_end_with_actions_and_report(app: Any) -> N
         assert any(t.startswith("💡 Hint 1") for t in sent.texts())
         await say(app, "It is about training neural networks with gradients and data")
         graded = sent.last("Score:")
-        assert sent.action_names(graded) == ["retry", "appeal"]
+        assert sent.action_names(graded) == ["retry", "appeal", "points"]
         assert "hint used" in graded["output"]
         assert "From your notes" in graded["output"] or "no answer" in graded["output"]
         steps = [s for s in sent.steps if s.get("type") in ("llm", "retrieval")]

@@ -124,6 +124,10 @@ def test_grade_card_from_the_store_readable(seeded: Path) -> None:
     card = next(c for c in open_store(Settings()).all_cards() if c.display_question == "Why we use drop out?")
     code, out, _ = run("grade", "--card", card.id, "--answer", "It stops overfitting by dropping neurons.")
     assert code == 0 and "Score:" in out and "graded by offline" in out
+    # graded against the card's rubric: the same checklist `interview rubric` shows
+    code, out, _ = run("grade", "--card", card.id, "--answer", "It stops overfitting by dropping neurons.", "--json")
+    shown = json.loads(run("rubric", card.id, "--json")[1])
+    assert [c["point"] for c in json.loads(out)["claims"]] == [p["text"] for p in shown["points"]]
 
 
 def test_grade_ungraded_still_exits_0() -> None:

@@ -147,3 +147,26 @@ def test_a_card_failed_again_and_again_is_flagged_as_a_leech(seeded: Path, monke
     assert first.leech == second.leech == ""
     assert "Failed 2 times: rewrite the note" in third.leech
     assert "⚠️ _Leech: Failed 2 times" in question_md(third.card, 1, 1, leech=third.leech)
+
+
+async def test_a_session_grades_against_its_users_rubric(seeded: Path) -> None:
+    """Each user's answers are graded against their own edit of a card's rubric, else the compiled one."""
+    from bot.grading.rubric import KeyPoint
+    from bot.settings import Settings
+
+    coach = Coach.open(Settings(), history=False)
+    card = next(c for c in coach.cards() if c.display_question == "Why we use drop out?")
+    compiled = coach.rubrics.compiled(card)
+    mine = compiled.model_copy(
+        update={"points": [KeyPoint(text="Dropout switches off random neurons while training.", label="dropout")]}
+    )
+    coach.rubrics.edit(card, "ann", mine)
+    request = (await coach.retrieve(card, "ann")).request("answer")
+    assert request.rubric is not None and request.rubric.texts == [
+        "Dropout switches off random neurons while training."
+    ]
+    other = (await coach.retrieve(card, "bob")).request("answer")
+    assert other.rubric == compiled
+    session = coach.new_session(SessionConfig(n_questions=1), cards=[card], user="ann")
+    retrieval = await session.deps.retrieve(card)
+    assert retrieval.rubric is not None and retrieval.rubric.compiled_by == "user"

@@ -45,7 +45,13 @@ def grader_reply(statuses: tuple[str, ...]) -> dict[str, Any]:
 def respond(req: dict[str, Any]) -> Reply:
     fmt = ((req.get("response_format") or {}).get("json_schema") or {}).get("name")
     if fmt == "GraderOutput":
-        return Reply.json(grader_reply(("hit", "missed")))
+        # Like a model that follows the prompt: one entry per rubric point when the card has a rubric
+        # (the last one missed), else its own two points (one missed).
+        rubric = re.search(
+            r'<key_points source="the card\'s rubric" count="(\d+)">', str(req["messages"][-1]["content"])
+        )
+        n = int(rubric.group(1)) if rubric else 2
+        return Reply.json(grader_reply(("hit",) * (n - 1) + ("missed",)))
     return Reply.content(FOLLOW_UP)  # the interviewer's follow-up (plain text)
 
 
@@ -78,7 +84,7 @@ async def test_study_session_graded_by_the_model_end_to_end(app: AppServer, mode
         mark = chat.mark()
         await chat.send(ANSWER)
         grade = await chat.wait_for(GRADED, after=mark, actions=("retry", "appeal"))
-        assert "graded by llm:gpt-4o-mini" in grade.output and "Score: 6.5/10" in grade.output
+        assert "graded by llm:gpt-4o-mini" in grade.output  # the model's grade, no offline fallback
         assert "now say why it reduces co-adaptation" in grade.output
         sent = grading_requests(model)[-1]
         user = sent["messages"][-1]["content"]
@@ -107,7 +113,7 @@ async def test_interview_follow_up_is_written_by_the_model(app: AppServer, model
         mark = chat.mark()
         await chat.send("Scale the kept activations by 1/(1-p) during training; nothing is dropped at inference.")
         grade = await chat.wait_for(GRADED, after=mark)  # each missed point is probed once: no second follow-up
-        assert "Score: 6.5/10" in grade.output
+        assert "graded by llm:gpt-4o-mini" in grade.output
         report = await chat.wait_for("Session report", after=mark)
         assert "## Reference answers" in report.output or "## Weakest questions" in report.output
         graded = grading_requests(model)

@@ -208,3 +208,37 @@ async def test_interview_next_on_a_follow_up_still_shows_the_grade(app: AppServe
         await chat.wait_idle()
         assert chat.find(GRADED, after=first.seq - 1) is not None, f"question 1 was never graded: {chat.dump()}"
         _no_errors(chat, app)
+
+
+async def test_edit_key_points_of_a_graded_answer_and_see_it_graded_again(app: AppServer) -> None:
+    """The "Edit key points" button on a grade: the points come back editable in chat, the edited ones
+    are sent as a message, and the same answer is graded again against them."""
+    async with ChainlitClient(app.url) as chat:
+        await _start(chat, "/drill 5")
+        grade = None
+        for n in range(2, 7):  # a question your notes don't answer has no key points to edit: go on
+            mark = chat.mark()
+            await chat.send(ANSWER)
+            graded = await chat.wait_for(GRADED, after=mark, actions=("retry", "appeal"))
+            await chat.wait_for("Rated", after=graded.seq)  # sent after the grade's buttons
+            if graded.action("points") is not None:
+                grade = graded
+                break
+            await chat.wait_for(f"Question {n} of 5", after=graded.seq, actions=QUESTION_ACTIONS)
+        assert grade is not None, chat.dump()
+        assert grade.action("points")["label"] == "Edit key points"  # type: ignore[index]
+
+        mark = chat.mark()
+        await chat.click("points", grade)
+        shown = await chat.wait_for("Key points for", after=mark)
+        lines = re.search(r"```text\n(.*?)\n```", shown.output, re.S)
+        assert lines and lines.group(1).count(" | ") >= 2, shown.output
+
+        mark = chat.mark()
+        await chat.send(
+            "core | dropout | Dropout randomly drops neurons during training so the network cannot co-adapt."
+        )
+        await chat.wait_for("Key points saved", after=mark)
+        again = await chat.wait_for(lambda t: "With your key points:" in t, after=mark)
+        assert GRADED.search(again.output), again.output
+        _no_errors(chat, app)

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from bot.grading.base import Claim, ClaimStatus, Criteria, Grade, GradeRequest, OneShotGrader, compute_score
-from bot.grading.followups import LLMFollowUps, OfflineFollowUps, probe_terms
+from bot.grading.followups import LLMFollowUps, OfflineFollowUps
 from bot.knowledge.cards import FLAG_NO_ANSWER, Card, Source
 from bot.practice.attempts import Attempt, AttemptKind, QuestionOutcome
 from bot.practice.commands import Command, parse_command
@@ -461,12 +461,6 @@ async def test_resume_starts_at_the_given_question() -> None:
 # --- follow-up writers --------------------------------------------------------------------------
 
 
-def test_probe_terms_skip_words_already_said() -> None:
-    terms = probe_terms("Gates control the flow of information through the cell", exclude="What is an LSTM? gates")
-    assert "gates" not in terms and 1 <= len(terms) <= 3
-    assert all(t in "gates control the flow of information through the cell" for t in terms)
-
-
 async def test_offline_follow_up_never_quotes_the_whole_missed_point() -> None:
     point = "adaptive learning rates per parameter from running averages of squared gradients"
     text = await OfflineFollowUps().write(card("adam"), "it is an optimiser", [point])
@@ -544,3 +538,63 @@ def test_when_rounds_to_a_human_interval() -> None:
     cases = {10: "now", 59.5: "in 1 minute", 600: "in 10 minutes", 3 * 3600: "in 3 hours", 86400 * 4.2: "in 4 days"}
     for seconds, text in cases.items():
         assert when(now + timedelta(seconds=seconds), now) == text
+
+
+# --- editing the key points in chat ------------------------------------------------------------------
+
+
+async def test_edited_key_points_are_stored_and_the_same_answer_is_graded_again() -> None:
+    from bot.grading.rubric import Rubric, compile_rubric
+
+    stored: dict[str, Rubric] = {}
+
+    async def retrieve_with_rubric(c: Card) -> Retrieval:
+        return Retrieval(card=c, reference=c.answer, passages=[], rubric=stored.get(c.id) or compile_rubric(c))
+
+    async def edit_rubric(c: Card, rubric: Rubric) -> Rubric:
+        stored[c.id] = rubric.model_copy(update={"compiled_by": "user", "version": rubric.version + 1})
+        return stored[c.id]
+
+    session, rec, grader = make([card("dropout"), card("adam")])
+    session.deps = SessionDeps(
+        grader=grader,
+        retrieve=retrieve_with_rubric,
+        follow_ups=OfflineFollowUps(),
+        recorder=rec,
+        edit_rubric=edit_rubric,
+    )
+    await run(session.begin())
+    first = next(e for e in await run(session.handle("randomly")) if isinstance(e, Graded))
+    (shown,) = await run(session.command(Command.POINTS))
+    assert isinstance(shown, Notice) and "core | " in shown.text and "Randomly deactivates" in shown.text
+    (bad,) = await run(session.handle("sometimes | x | Not a weight at all."))
+    assert isinstance(bad, Notice) and "not stored" in bad.text and "id-dropout" not in stored
+    events = await run(session.handle("core | random neurons | Randomly deactivates a fraction of neurons."))
+    assert kinds(events)[:4] == ["Notice", "Grading", "Retrieved", "Graded"]
+    regraded = events[3]
+    assert regraded.attempt.kind is AttemptKind.REGRADE and regraded.previous == first.grade
+    assert grader.requests[-1].answer == "randomly"  # the same answer …
+    assert grader.requests[-1].rubric.texts == ["Randomly deactivates a fraction of neurons."]  # … new key points
+    assert stored["id-dropout"].compiled_by == "user"
+    assert rec.attempts[-1].kind is AttemptKind.REGRADE
+
+
+async def test_a_command_cancels_a_pending_key_point_edit_and_it_needs_a_store() -> None:
+    session, _, _ = make([card("dropout"), card("adam")])
+    await run(session.begin())
+    await run(session.handle("randomly"))
+    (n,) = await run(session.command(Command.POINTS))
+    assert isinstance(n, Notice) and "not available" in n.text  # no edit_rubric in these deps
+    assert session.phase is not Phase.POINTS
+
+    async def edit_rubric(c: Card, rubric: Any) -> Any:
+        raise AssertionError("a cancelled edit stores nothing")
+
+    session.deps.edit_rubric = edit_rubric
+    before = session.phase
+    await run(session.command(Command.POINTS))
+    assert session.phase is Phase.POINTS
+    await run(session.command(Command.REVEAL))  # any other command cancels
+    assert session.phase is before
+    events = await run(session.handle("momentum"))  # … and the next message is an answer again
+    assert any(isinstance(e, Graded) for e in events)

@@ -63,6 +63,7 @@ ACTION_LABELS = {
     "reveal": ("Reveal reference", "book-open"),
     "retry": ("Retry", "rotate-ccw"),
     "appeal": ("I think I was right", "scale"),
+    "points": ("Edit key points", "list-checks"),
     "next": ("Next question", "arrow-right"),
     "end": ("End session", "square"),
     "rate": ("Change rating", "star"),
@@ -378,6 +379,8 @@ class _ChatRenderer(SessionRenderer[Awaitable[None]]):
             await _delivered()
             return  # the interviewer probes first; the question's grade comes after the follow-ups
         names = ["retry", "appeal"] + (["reveal"] if self.session.config.mode is Mode.INTERVIEW else [])
+        if event.card.has_answer and event.grade.graded:
+            names.append("points")
         content = graded_md(
             event.grade,
             event.card,

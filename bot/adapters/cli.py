@@ -16,6 +16,7 @@ from bot.adapters.commands.grading import eval_command, grade
 from bot.adapters.commands.history import export, hash_password_command, stats
 from bot.adapters.commands.notes import cards, ingest, search
 from bot.adapters.commands.practice import practice
+from bot.adapters.commands.rubric import rubric
 
 __all__ = ["cli", "main"]
 
@@ -38,6 +39,7 @@ for _command in (
     setup,
     web,
     db,
+    rubric,
 ):
     cli.add_command(_command)
 

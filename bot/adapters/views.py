@@ -68,15 +68,15 @@ def follow_up_md(text: str, number: int, of: int) -> str:
     return inert(f"**Follow-up {number} of {of}** — {text}")
 
 
-def hint_md(point: str, used: int) -> str:
-    return inert(f"💡 Hint {used}: one key point from your notes —\n\n{quote(point)}")
+def hint_md(hint: str, used: int) -> str:
+    return inert(f"💡 Hint {used}: {hint}")
 
 
 def graded_md(grade: Grade, card: Card, *, show_reference: bool, previous: Grade | None = None, kind: str = "") -> str:
     """The message shown after an answer: the grade, what it replaced, and (study mode) the reference."""
     head = ""
     if previous is not None and previous.graded and grade.graded:
-        what = "Appeal" if kind == "appeal" else "Retry"
+        what = {"appeal": "Appeal", "regrade": "With your key points"}.get(kind, "Retry")
         head = f"_{what}: {previous.score:.1f} → {grade.score:.1f} (both grades are kept)._\n\n"
     body = head + grade_md(grade)
     if show_reference:

@@ -15,6 +15,8 @@ from typing import Literal, Protocol, runtime_checkable
 
 from pydantic import BaseModel, Field, model_validator
 
+from bot.grading.rubric import Rubric
+
 __all__ = [
     "BANDS",
     "BAND_FLOORS",
@@ -103,6 +105,11 @@ class Claim(BaseModel):
     point: str
     status: ClaimStatus
     evidence: str = Field("", description="The answer's own words supporting the status, if any.")
+    label: str = Field("", description="The rubric's short name for the point, when graded against one.")
+    weight: Literal["core", "detail", ""] = Field("", description="The rubric's weight of the point, if any.")
+    credit: float | None = Field(
+        None, ge=0, le=1, description="How much of the point the answer covers (offline grader); None: by status."
+    )
 
 
 class Criteria(BaseModel):
@@ -127,6 +134,8 @@ class ScoreWeights:
     """How :func:`compute_score` weighs the checklist and the criteria, and where it caps them."""
 
     coverage: float = 0.6  # hits over key points, contradictions count against
+    # With a rubric: the share of coverage the core points carry (details add the rest, for depth).
+    core_share: float = 0.8
     correctness: float = 0.3
     depth: float = 0.1
     contradiction_penalty: float = 0.5  # a contradicted point takes back half a hit
@@ -139,24 +148,46 @@ class ScoreWeights:
         total = self.coverage + self.correctness + self.depth
         if abs(total - 1) > 1e-9:
             raise ValueError(f"score weights coverage + correctness + depth must add up to 1, got {total:g}")
+        if not 0 < self.core_share <= 1:
+            raise ValueError(f"core_share must be in (0, 1], got {self.core_share:g}")
 
 
 SCORE_WEIGHTS = ScoreWeights()
 
 
-def compute_score(claims: list[Claim], criteria: Criteria, weights: ScoreWeights = SCORE_WEIGHTS) -> float:
-    """0–10 from the checklist and the criteria levels.
+def _coverage(claims: Sequence[Claim], weights: ScoreWeights) -> float:
+    """Hits over key points (a contradiction takes back ``contradiction_penalty`` of a hit; a claim with a
+    ``credit`` counts that much, hit or missed). When the
+    claims carry rubric weights, core points carry ``core_share`` of it and details the rest (all of it
+    goes to the core when the rubric has no details)."""
 
-    Coverage (hits over key points, contradictions count against), correctness and depth, weighted
-    by :data:`SCORE_WEIGHTS`. A contradiction or a central error caps the score
-    in the weak band; no key point hit caps it in the wrong band.
+    def share(group: Sequence[Claim]) -> float:
+        hits = sum(
+            (c.credit if c.credit is not None else 1.0) if c.status is ClaimStatus.HIT else (c.credit or 0.0)
+            for c in group
+            if c.status is not ClaimStatus.CONTRADICTED
+        )
+        contradicted = sum(c.status is ClaimStatus.CONTRADICTED for c in group)
+        return max(0.0, (hits - weights.contradiction_penalty * contradicted) / len(group))
+
+    core = [c for c in claims if c.weight != "detail"]
+    detail = [c for c in claims if c.weight == "detail"]
+    if not detail or not core:
+        return share(claims)
+    return weights.core_share * share(core) + (1 - weights.core_share) * share(detail)
+
+
+def compute_score(claims: list[Claim], criteria: Criteria, weights: ScoreWeights = SCORE_WEIGHTS) -> float:
+    """0–10 from the checklist and the criteria levels — the one scoring formula of both graders.
+
+    ``10 · (coverage_w · coverage + correctness_w · correctness/3 + depth_w · depth/2)`` with the weights
+    of :data:`SCORE_WEIGHTS`. Coverage is hits over key points, contradictions counting against; with a
+    rubric the core points carry ``core_share`` of it and the details the rest, so an answer covering
+    every core point in its own words, correct and explained, scores 10·(0.6·0.8 + 0.3 + 0.1·depth/2)
+    = 8.3–8.8 without a single detail. A contradiction or a central error caps the score in the weak
+    band; no key point hit caps it in the wrong band.
     """
-    if claims:
-        hits = sum(c.status is ClaimStatus.HIT for c in claims)
-        contradicted = sum(c.status is ClaimStatus.CONTRADICTED for c in claims)
-        coverage = max(0.0, (hits - weights.contradiction_penalty * contradicted) / len(claims))
-    else:
-        coverage = criteria.correctness / 3
+    coverage = _coverage(claims, weights) if claims else criteria.correctness / 3
     score = 10 * (
         weights.coverage * coverage
         + weights.correctness * criteria.correctness / 3
@@ -223,6 +254,9 @@ class GradeRequest(BaseModel):
     passages: list[str] = Field(default_factory=list, description="Related passages from other cards.")
     card_id: str | None = None
     topic: str = ""
+    rubric: Rubric | None = Field(
+        None, description="The card's compiled (or user-edited) key points: both graders grade against them."
+    )
     appeal: str = Field(
         "", description="The candidate's argument that an earlier grade was wrong (appeals only); untrusted."
     )

@@ -1,9 +1,10 @@
 """Interviewer follow-ups aimed at a key point the answer missed.
 
 Two writers behind one interface (:class:`bot.practice.session.FollowUpWriter`): the LLM writes a real
-interviewer's probe from ``prompts/followup.*``; offline, the probe is built from the missed key
-point's most informative words (never its whole wording, which would give the answer away).
-The LLM writer falls back to the offline one on any failure or unusable reply.
+interviewer's probe from ``prompts/followup.*``; offline, the probe names the missed key point by its
+rubric label (a short noun phrase, :mod:`bot.grading.rubric`) in a fixed, grammatical template — never
+the point's whole wording, which would give the answer away. Hints use the same labels
+(:func:`hint_text`). The LLM writer falls back to the offline one on any failure or unusable reply.
 """
 
 from __future__ import annotations
@@ -12,45 +13,43 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from bot.grading.keypoints import stem, stopwords, tokens, word_weight
 from bot.grading.safety import clean_answer
 from bot.knowledge.cards import Card
 
-__all__ = ["LLMFollowUps", "OfflineFollowUps", "probe_terms"]
+__all__ = ["LLMFollowUps", "OfflineFollowUps", "follow_up_text", "hint_text", "point_label"]
 
 MAX_FOLLOW_UP_CHARS = 300
 
 
-def probe_terms(point: str, *, exclude: str = "", n: int = 3) -> list[str]:
-    """The ``n`` most informative words of ``point`` not already in ``exclude`` (question + answer),
-    in their order of appearance."""
-    seen_stems = {stem(t) for t in tokens(exclude)}
-    candidates: dict[str, tuple[float, int]] = {}
-    stop = stopwords()
-    for i, t in enumerate(tokens(point)):
-        if t in stop or len(t) < 3 or t.isdigit():
-            continue
-        s = stem(t)
-        if s in seen_stems or any(stem(c) == s for c in candidates):
-            continue
-        candidates[t] = (word_weight(t), i)
-    best = sorted(candidates.items(), key=lambda kv: (-kv[1][0], kv[1][1]))[:n]
-    return [t for t, _ in sorted(best, key=lambda kv: kv[1][1])]
+def follow_up_text(label: str) -> str:
+    """The offline interviewer's probe for a missed point named ``label`` (a noun phrase)."""
+    return f"Let's go one level deeper. What can you tell me about {label}, and why does that matter here?"
 
 
-def _join(words: list[str]) -> str:
-    return words[0] if len(words) == 1 else ", ".join(words[:-1]) + " and " + words[-1]
+def hint_text(label: str) -> str:
+    """A hint that points at a key point by its label without giving its content away."""
+    return f"Think about {label}. How does that fit into your answer?"
+
+
+def point_label(card: Card, point: str) -> str:
+    """The label of ``point``: the card's compiled rubric's when the point is one of its points, else
+    one made from the point's own words."""
+    from bot.grading.rubric import compile_rubric, label_for
+
+    if card.has_answer:
+        for p in compile_rubric(card).points:
+            if p.text == point:
+                return p.label
+    return label_for(point, card.display_question)
 
 
 class OfflineFollowUps:
-    """Builds the probe from the missed point's key terms."""
+    """Builds the probe from the missed point's label."""
 
     async def write(self, card: Card, answer: str, missed: Sequence[str]) -> str:
-        point = missed[0] if missed else ""
-        terms = probe_terms(point, exclude=f"{card.display_question} {answer}")
-        if not terms:
+        if not missed:
             return "Let's go one level deeper: what else matters here, and why?"
-        return f"Let's go one level deeper. Where do {_join(terms)} come into this, and why do they matter?"
+        return follow_up_text(point_label(card, missed[0]))
 
 
 class LLMFollowUps:

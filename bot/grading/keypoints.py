@@ -36,6 +36,7 @@ __all__ = [
     "function_words",
     "fuzzy_equal",
     "has_negation",
+    "known_word",
     "negations",
     "normalize_text",
     "split_segments",
@@ -241,6 +242,12 @@ def _load_ranks() -> dict[str, int]:
                 ranks = {}
             _RANKS = ranks
         return _RANKS
+
+
+def known_word(word: str) -> bool:
+    """``word`` (lower case) is a whole word of the BPE vocabulary: English or common jargon, not a typo."""
+    ranks = _load_ranks()
+    return not ranks or word in ranks
 
 
 @lru_cache(maxsize=65536)

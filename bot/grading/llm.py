@@ -44,6 +44,7 @@ from bot.grading.base import (
 )
 from bot.grading.budget import TokenCounter, fit_prompt
 from bot.grading.prompts import Prompt, PromptError, load_prompt, prompt_set_version
+from bot.grading.rubric import Rubric
 from bot.grading.safety import clean_answer
 from bot.knowledge.text import strip_code_fence
 
@@ -258,10 +259,11 @@ class LLMGrader:
         self._json_mode: Prompt = load("grader.json_mode")
         self._appeal: Prompt = load("grader.appeal")
         self._answer_cut: Prompt = load("grader.answer_cut")
+        self._rubric: Prompt = load("grader.rubric")
         fields = load("grader.fields")
         self._schema = output_schema(fields)
         used = (self._system, self._user, self._ref, self._noref, self._passages, self._json_mode, self._appeal)
-        self._prompt_version = prompt_set_version("grader", [*used, self._answer_cut, fields])
+        self._prompt_version = prompt_set_version("grader", [*used, self._answer_cut, self._rubric, fields])
         self._template = ChatPromptTemplate.from_messages([("system", "{system}"), ("human", "{user}")])
         self._chains: dict[StructuredMode, Runnable[Any, BaseMessage]] = {}  # built once per mode
 
@@ -290,10 +292,25 @@ class LLMGrader:
             text += "\n\n" + self._json_mode.format(schema=json.dumps(self._schema, separators=(",", ":")))
         return text
 
+    def _rubric_block(self, rubric: Rubric | None) -> str:
+        if rubric is None:
+            return ""
+        points = "\n".join(f"{i}. [{p.weight}] {p.text}" for i, p in enumerate(rubric.points, 1))
+        return "\n\n" + self._rubric.format(points=points, count=str(len(rubric.points)))
+
     def _user_text(
-        self, question: str, reference: str, passages: list[str], answer: str, note: str, appeal: str = ""
+        self,
+        question: str,
+        reference: str,
+        passages: list[str],
+        answer: str,
+        note: str,
+        appeal: str = "",
+        rubric: Rubric | None = None,
     ) -> str:
         ref_block = self._ref.format(reference=reference) if reference.strip() else self._noref.format()
+        if reference.strip():
+            ref_block += self._rubric_block(rubric)
         pas_block = self._passages.format(passages="\n\n".join(f"- {p}" for p in passages)) if passages else ""
         return self._user.format(
             question=question.strip(),
@@ -312,8 +329,11 @@ class LLMGrader:
         def note_for(ans: str) -> str:
             return "\n" + self._answer_cut.format() if ans != answer else ""
 
+        rubric = request.rubric
+
         def render(reference: str, passages: list[str], ans: str) -> str:
-            return system + "\n" + self._user_text(request.question, reference, passages, ans, note_for(ans), appeal)
+            user = self._user_text(request.question, reference, passages, ans, note_for(ans), appeal, rubric)
+            return system + "\n" + user
 
         fitted = fit_prompt(
             reference=request.reference,
@@ -324,7 +344,7 @@ class LLMGrader:
             budget=self._budget,
         )
         user = self._user_text(
-            request.question, fitted.reference, fitted.passages, fitted.answer, note_for(fitted.answer), appeal
+            request.question, fitted.reference, fitted.passages, fitted.answer, note_for(fitted.answer), appeal, rubric
         )
         messages = self._template.format_messages(system=system, user=user)
         return messages, fitted.notes, fitted.answer_trimmed
@@ -413,13 +433,18 @@ class LLMGrader:
             prompt_tokens, completion_tokens = prompt_tokens + p, completion_tokens + c
             try:
                 out = parse_reply(reply, self._mode)
+                rubric = request.rubric if not no_reference else None
+                if rubric is not None and len(out.key_points) != len(rubric.points):
+                    raise _BadReply(
+                        f"reply marks {len(out.key_points)} key points, the rubric has {len(rubric.points)}"
+                    )
             except _BadReply as exc:
                 problem = str(exc)
                 if attempt >= 1:
                     break
                 continue
             usage = self._usage(prompt_tokens, completion_tokens)
-            return self._to_grade(out, no_reference, notes + fit_notes, usage)
+            return self._to_grade(out, no_reference, notes + fit_notes, usage, rubric)
         return await self._fall_back(
             request, problem or "no valid reply", self._usage(prompt_tokens, completion_tokens)
         )
@@ -430,8 +455,18 @@ class LLMGrader:
             cost = round((prompt_tokens * self._prices[0] + completion_tokens * self._prices[1]) / 1e6, 6)
         return Usage(prompt_tokens=prompt_tokens, completion_tokens=completion_tokens, cost_usd=cost)
 
-    def _to_grade(self, out: GraderOutput, no_reference: bool, notes: list[str], usage: Usage) -> Grade:
-        claims = [Claim(point=k.point, status=ClaimStatus(k.status), evidence=k.evidence) for k in out.key_points]
+    def _to_grade(
+        self, out: GraderOutput, no_reference: bool, notes: list[str], usage: Usage, rubric: Rubric | None = None
+    ) -> Grade:
+        """The grade from a validated reply. With a rubric the checklist is the rubric's points, by index
+        (the reply's wording of a point is not used): same rubric, same checklist."""
+        if rubric is not None:
+            claims = [
+                Claim(point=p.text, label=p.label, weight=p.weight, status=ClaimStatus(k.status), evidence=k.evidence)
+                for p, k in zip(rubric.points, out.key_points, strict=True)
+            ]
+        else:
+            claims = [Claim(point=k.point, status=ClaimStatus(k.status), evidence=k.evidence) for k in out.key_points]
         criteria = Criteria(correctness=out.correctness, depth=out.depth)
         return Grade(
             score=compute_score(claims, criteria),

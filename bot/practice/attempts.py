@@ -22,6 +22,7 @@ class AttemptKind(StrEnum):
     FOLLOW_UP = "follow_up"  # answer to an interviewer follow-up on the same card
     RETRY = "retry"  # the same question answered again
     APPEAL = "appeal"  # "I think I was right": re-grade with the user's argument
+    REGRADE = "regrade"  # the same answer graded again after the user edited the card's key points
     SKIP = "skip"  # no answer given (skip / next before answering)
 
 

@@ -17,6 +17,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 from bot.grading.base import Grader
+from bot.grading.rubric import Rubric
+from bot.grading.rubric_book import RubricBook
 from bot.history.users import LOCAL_USER
 from bot.knowledge.cards import Card
 from bot.knowledge.library import Library
@@ -91,6 +93,7 @@ class Coach:
         self._retrieved: dict[tuple[str, str, frozenset[str] | None], Retrieval] = {}
         self._library: Library | None = None
         self._rephraser: Rephraser | None = None
+        self.rubrics = RubricBook(settings.data_dir / "rubrics")
 
     @classmethod
     def open(
@@ -161,17 +164,20 @@ class Coach:
             self._topics[owners] = sorted(counts, key=lambda t: (-counts[t], t))
         return self._topics[owners]
 
-    async def retrieve(self, card: Card, owners: frozenset[str] | None = None) -> Retrieval:
-        """The card's reference and related passages (from ``owners``' cards), cached per card version."""
+    async def retrieve(self, card: Card, owners: frozenset[str] | None = None, user: str = LOCAL_USER) -> Retrieval:
+        """The card's reference, related passages (from ``owners``' cards; cached per card version for
+        this process) and the rubric ``user``'s answers are graded against."""
         key = (card.id, card.content_hash(), owners)
-        hit = self._retrieved.get(key)
-        if hit is not None:
-            return hit
-        retrieval = await asyncio.to_thread(self.store.related, card, self.settings.related_k, owners)
-        if len(self._retrieved) >= RETRIEVAL_CACHE:
-            self._retrieved.pop(next(iter(self._retrieved)))
-        self._retrieved[key] = retrieval
-        return retrieval
+        retrieval = self._retrieved.get(key)
+        if retrieval is None:
+            retrieval = await asyncio.to_thread(self.store.related, card, self.settings.related_k, owners)
+            if len(self._retrieved) >= RETRIEVAL_CACHE:
+                self._retrieved.pop(next(iter(self._retrieved)))
+            self._retrieved[key] = retrieval
+        if not card.has_answer:
+            return retrieval
+        rubric = await asyncio.to_thread(self.rubrics.for_user, card, user)
+        return replace(retrieval, rubric=rubric)
 
     # -- text --------------------------------------------------------------------------------
 
@@ -187,9 +193,20 @@ class Coach:
 
     # -- sessions ----------------------------------------------------------------------------
 
-    def _deps(self, recorder: Any, owners: frozenset[str] | None = None) -> SessionDeps:
-        retrieve = self.retrieve if owners is None else functools.partial(self.retrieve, owners=owners)
-        return SessionDeps(grader=self.grader, retrieve=retrieve, follow_ups=self.follow_ups, recorder=recorder)
+    async def edit_rubric(self, card: Card, rubric: Rubric, user: str = LOCAL_USER) -> Rubric:
+        """Store ``user``'s edit of the card's key points (see :class:`RubricBook`)."""
+        return await asyncio.to_thread(self.rubrics.edit, card, user, rubric)
+
+    def _deps(self, recorder: Any, user: str | None = None) -> SessionDeps:
+        """What a session of ``user`` (None: the terminal and CLI, all cards) needs from the coach."""
+        name = user or LOCAL_USER
+        return SessionDeps(
+            grader=self.grader,
+            retrieve=functools.partial(self.retrieve, owners=self.owners(user), user=name),
+            follow_ups=self.follow_ups,
+            recorder=recorder,
+            edit_rubric=functools.partial(self.edit_rubric, user=name),
+        )
 
     def _recorder(self, user_id: int) -> Any:
         from bot.history.recorder import HistoryRecorder
@@ -285,7 +302,7 @@ class Coach:
         if info.config.get("review"):  # asked in the same other words as before the reload
             states = await self.history.arun(self.history.card_states, info.user_id)
             cards = await self._reworded(info.user_id, cards, set(states))
-        deps = self._deps(self._recorder(info.user_id), self.owners(user))
+        deps = self._deps(self._recorder(info.user_id), user)
         attempts = [a.as_attempt() for a in info.attempts]
         session, resume_at = InterviewSession.restore(
             cards,
@@ -311,7 +328,7 @@ class Coach:
         user: str | None = None,
     ) -> InterviewSession:
         """A session over ``cards`` (already ordered, e.g. by the review scheduler) or chosen from all."""
-        deps = self._deps(recorder, self.owners(user))
+        deps = self._deps(recorder, user)
         if cards is not None:
             return InterviewSession(cards[: config.n_questions], config, deps, clock=clock)
         return InterviewSession.start(self.cards(user), config, deps, rng=rng, clock=clock)

@@ -1,5 +1,6 @@
-"""Chat commands: what ``/hint``, ``/skip``, ``/reveal``, ``/retry``, ``/appeal``, ``/next`` and ``/end``
-(or their bare words and buttons) do to a session.
+"""Chat commands: what ``/hint``, ``/skip``, ``/reveal``, ``/retry``, ``/appeal``, ``/points`` (edit the key
+points of the answer graded last, then re-grade it), ``/next`` and ``/end`` (or their bare words and buttons)
+do to a session.
 
 :func:`parse_command` turns a message into a :class:`Command`; :class:`CommandHandlers` runs one
 against an :class:`~bot.practice.session.InterviewSession`. The handlers are part of the session's
@@ -15,7 +16,10 @@ from collections.abc import AsyncIterator
 from enum import StrEnum
 from typing import TYPE_CHECKING
 
-from bot.grading.keypoints import extract_key_points
+from bot.grading.base import ClaimStatus
+from bot.grading.followups import hint_text, point_label
+from bot.grading.rubric import Rubric, compile_rubric, parse_rubric_text
+from bot.knowledge.cards import Card
 from bot.practice.attempts import Attempt, AttemptKind
 from bot.practice.events import AppealRequested, Asked, Event, Hint, Notice, Reference, Skipped
 from bot.practice.state import Phase, QuestionState
@@ -34,6 +38,7 @@ class Command(StrEnum):
     APPEAL = "appeal"
     NEXT = "next"
     END = "end"
+    POINTS = "points"  # edit the key points of the question graded last, then re-grade it
 
 
 _ALIASES = {
@@ -49,6 +54,8 @@ _ALIASES = {
     "end": Command.END,
     "stop": Command.END,
     "quit": Command.END,
+    "points": Command.POINTS,
+    "keypoints": Command.POINTS,
 }
 _SLASH = re.compile(r"^/(\w+)\b\s*(.*)$", re.S)
 _APPEAL_PHRASE = re.compile(r"^i think i was right\b[\s:,.!-]*(.*)$", re.I | re.S)
@@ -74,7 +81,7 @@ def parse_command(text: str) -> tuple[Command, str] | None:
     return None
 
 
-COMMAND_HELP = "Commands: /hint /skip /reveal /retry /appeal /next /end."
+COMMAND_HELP = "Commands: /hint /skip /reveal /retry /appeal /points /next /end."
 
 
 class CommandHandlers:
@@ -92,6 +99,9 @@ class CommandHandlers:
         if s.phase is Phase.APPEAL and command is not Command.APPEAL:
             s.phase = s._resume_phase  # any other command cancels a pending appeal
             s._target = None
+        if s.phase is Phase.POINTS and command is not Command.POINTS:
+            s.phase = s._resume_phase  # … and a pending key-point edit
+            s._target = None
         if command in (Command.HINT, Command.SKIP, Command.NEXT) and card_id is not None:
             open_q = self.open_question()
             if open_q is None or open_q.card.id != card_id:
@@ -105,6 +115,7 @@ class CommandHandlers:
             Command.APPEAL: self._start_appeal,
             Command.NEXT: self._next,
             Command.END: self._end,
+            Command.POINTS: self._start_points,
         }[command]
         async for event in handler(arg, card_id):
             yield event
@@ -122,18 +133,33 @@ class CommandHandlers:
             yield Notice("There is no open question to give a hint for.")
             return
         if q.answered and q.final is not None and q.final.graded:
-            candidates = q.missed_points()
+            claims = [c for c in q.final.claims if c.status is not ClaimStatus.HIT]
+            candidates = [(c.point, c.label or point_label(q.card, c.point)) for c in claims]
         else:
-            candidates = list(extract_key_points(q.card.answer, q.card.display_question)) if q.card.has_answer else []
-        remaining = [p for p in candidates if p not in q.hints]
+            rubric = self._rubric(q.card)
+            candidates = [(p.text, p.label) for p in rubric.points] if rubric is not None else []
+        remaining = [(point, label) for point, label in candidates if point not in q.hints]
         if not q.card.has_answer and not candidates:
             yield Notice("Your notes have no answer for this question, so there is no key point to hint at.")
             return
         if not remaining:
             yield Notice("No hints left: you have seen every key point for this question.")
             return
-        q.hints.append(remaining[0])
-        yield Hint(card=q.card, point=remaining[0], used=len(q.hints))
+        point, label = remaining[0]
+        q.hints.append(point)
+        yield Hint(card=q.card, point=hint_text(label), used=len(q.hints))
+
+    def _rubric(self, card: Card) -> Rubric | None:
+        """The rubric the card's answer will be graded against (prefetched with the retrieval), else the
+        compiled one; None without an answer."""
+        if not card.has_answer:
+            return None
+        task = self.session._retrievals.get(card.id)
+        if task is not None and task.done() and not task.cancelled() and task.exception() is None:
+            rubric = task.result().rubric
+            if rubric is not None:
+                return rubric
+        return compile_rubric(card)
 
     async def _reveal(self, arg: str, card_id: str | None) -> AsyncIterator[Event]:
         s = self.session
@@ -242,6 +268,52 @@ class CommandHandlers:
             return
         s.phase = Phase.APPEAL
         yield AppealRequested(card=target.card)
+
+    async def _start_points(self, arg: str, card_id: str | None) -> AsyncIterator[Event]:
+        """Show the key points the question graded last was graded against, in their editable form;
+        the user's next message (or ``arg``) is the edited version."""
+        s = self.session
+        target = s.find(card_id) or (s._target if s.phase is Phase.POINTS else None) or s._last_graded
+        if s.deps.edit_rubric is None:
+            yield Notice("Editing key points is not available here; use `interview rubric CARD --edit`.")
+            return
+        if target is None or target.final is None or not target.final.graded or not target.card.has_answer:
+            yield Notice("There are no key points to edit yet: answer a question from your notes first.")
+            return
+        if s.phase is not Phase.POINTS:
+            s._resume_phase = s.phase
+        s._target = target
+        s.phase = Phase.POINTS
+        if arg.strip():
+            async for event in self.edit_points(arg):
+                yield event
+            return
+        rubric = (await s._retrieval(target.card)).rubric or compile_rubric(target.card)
+        lines = "\n".join(f"{p.weight} | {p.label} | {p.text}" for p in rubric.points)
+        yield Notice(
+            f"Key points for “{target.card.display_question}” (version {rubric.version}, {rubric.compiled_by}). "
+            "Send them back edited, one per line as `weight | label | text` (weight: core or detail; "
+            "the label may be empty), and your answer is graded again against them. Any command cancels.\n\n"
+            f"```text\n{lines}\n```"
+        )
+
+    async def edit_points(self, text: str) -> AsyncIterator[Event]:
+        """The user's edited key points: stored for this user, then the same answer is graded again."""
+        s = self.session
+        q = s._target
+        assert q is not None and s.deps.edit_rubric is not None
+        current = (await s._retrieval(q.card)).rubric or compile_rubric(q.card)
+        try:
+            edited = parse_rubric_text(text, current, q.card.display_question)
+        except ValueError as exc:
+            yield Notice(
+                f"Those key points were not stored: {exc}. Send them again, or any command to cancel.", "warning"
+            )
+            return
+        stored = await s.deps.edit_rubric(q.card, edited)
+        yield Notice(f"Key points saved (version {stored.version}). Grading your answer again against them.")
+        async for event in s._appeal(f"key points edited (version {stored.version})", AttemptKind.REGRADE):
+            yield event
 
     async def _end(self, arg: str, card_id: str | None) -> AsyncIterator[Event]:
         s = self.session

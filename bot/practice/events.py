@@ -90,7 +90,7 @@ class Graded:
 @dataclass(frozen=True)
 class Hint:
     card: Card
-    point: str
+    point: str  # the hint as shown: a key point named by its rubric label, not its content
     used: int  # hints used on this card so far, this one included
 
 

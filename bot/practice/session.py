@@ -23,6 +23,7 @@ from enum import StrEnum
 from typing import Any, Protocol
 
 from bot.grading.base import Grade, Grader, GradeRequest
+from bot.grading.rubric import Rubric
 from bot.grading.safety import MAX_ANSWER_CHARS, visible_text
 from bot.knowledge.cards import Card
 from bot.practice.attempts import Attempt, AttemptKind, QuestionOutcome, Recorder
@@ -116,6 +117,8 @@ class SessionDeps:
     retrieve: Callable[[Card], Awaitable[Retrieval]]
     follow_ups: FollowUpWriter
     recorder: Recorder | None = None
+    # Stores the user's edit of a card's key points (``interview rubric --edit`` in chat); None: not offered.
+    edit_rubric: Callable[[Card, Rubric], Awaitable[Rubric]] | None = None
 
 
 MAX_INPUT_CHARS = MAX_ANSWER_CHARS
@@ -268,6 +271,9 @@ class InterviewSession:
         if self.phase is Phase.APPEAL:
             async for event in self._appeal(text):
                 yield event
+        elif self.phase is Phase.POINTS:
+            async for event in self._commands.edit_points(text):
+                yield event
         elif self.phase is Phase.RETRY:
             async for event in self._answer(text, AttemptKind.RETRY):
                 yield event
@@ -339,16 +345,19 @@ class InterviewSession:
         async for event in self._finish_question(q):
             yield event
 
-    async def _appeal(self, argument: str) -> AsyncIterator[Event]:
+    async def _appeal(self, argument: str, kind: AttemptKind = AttemptKind.APPEAL) -> AsyncIterator[Event]:
+        """Grade the target question's answer again: with the user's argument (an appeal), or as it
+        is after the user edited the card's key points (``kind`` REGRADE, ``argument`` what changed)."""
         q = self._target
         assert q is not None
         previous = q.final
         started = self.clock()
         out: list[Grade] = []
-        async for event in self._grade(q, AttemptKind.APPEAL, "\n\n".join(q.answers), argument, out):
+        appeal = argument if kind is AttemptKind.APPEAL else ""
+        async for event in self._grade(q, kind, "\n\n".join(q.answers), appeal, out):
             yield event
         grade = out[0]
-        attempt = self._attempt(q, AttemptKind.APPEAL, q.card.display_question, argument, grade, started)
+        attempt = self._attempt(q, kind, q.card.display_question, argument, grade, started)
         await self._record(attempt)
         q.attempts.append(attempt)
         yield Graded(
@@ -379,7 +388,7 @@ class InterviewSession:
         if q.hints:
             n = len(q.hints)
             grade = grade.model_copy(update={"notes": [*grade.notes, f"{n} hint{'s' if n > 1 else ''} used"]})
-        if q.revealed_before_answer and kind is not AttemptKind.APPEAL:
+        if q.revealed_before_answer and kind not in (AttemptKind.APPEAL, AttemptKind.REGRADE):
             grade = grade.model_copy(update={"notes": [*grade.notes, "reference seen before answering"]})
         out.append(grade)
 

@@ -23,6 +23,7 @@ class Phase(StrEnum):
     FOLLOW_UP = "follow_up"  # waiting for an answer to a follow-up on the current question
     RETRY = "retry"  # waiting for a new answer to an earlier (already graded) question
     APPEAL = "appeal"  # waiting for the argument of an appeal
+    POINTS = "points"  # waiting for the user's edited key points of a graded question
     FINISHED = "finished"
 
 

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from bot.grading.base import GradeRequest
+from bot.grading.rubric import Rubric
 from bot.knowledge.cards import Card
 from bot.retrieval.embeddings import Embedder
 
@@ -108,6 +109,7 @@ class Retrieval:
     card: Card
     reference: str
     passages: list[Hit]
+    rubric: Rubric | None = None  # the key points to grade against (see bot.grading.rubric_book)
 
     def request(self, answer: str) -> GradeRequest:
         """What a grader needs to grade ``answer`` to this card."""
@@ -118,6 +120,7 @@ class Retrieval:
             passages=[h.card.answer for h in self.passages],
             card_id=self.card.id,
             topic=self.card.topic,
+            rubric=self.rubric,
         )
 
 

@@ -45,6 +45,12 @@ def grade(
             raise click.BadParameter(f"no card with id {card_id!r} (see `interview cards`)", param_hint="--card")
         retrieval = store.related(card, settings.related_k)
         request = retrieval.request(answer)
+        if card.has_answer:  # the same key points a practice session grades against
+            from bot.grading.rubric_book import RubricBook
+            from bot.history.users import LOCAL_USER
+
+            rubric = RubricBook(settings.data_dir / "rubrics").for_user(card, LOCAL_USER)
+            request = request.model_copy(update={"rubric": rubric})
     else:
         request = GradeRequest(question=question or "", reference=reference, answer=answer)
     grader = build_grader(settings, store.embedder if store else None, kind=kind)

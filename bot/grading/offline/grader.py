@@ -45,12 +45,18 @@ easy short answer grading with high accuracy") plus key-point coverage:
    otherwise ``missed``. Evidence is the best-matching clause. ``criteria`` are display-only:
    correctness 3 (1 with a contradiction, 2 if the score is below 4, 0 below 2), depth from length
    and explanatory connectives ("because", "so that", "for example"…).
+7. **With a rubric** (``GradeRequest.rubric``, :mod:`bot.grading.rubric`): the key points are the
+   rubric's, each claim also carries a ``credit`` = clip((m − ``rubric_lo``) / (``rubric_hi`` −
+   ``rubric_lo``), 0, 1) with m = ``rubric_alpha``·cosine + (1 − ``rubric_alpha``)·lexical recall, a hit is
+   a credit ≥ ½, correctness is 3/2/1/0 by the answer's precision (``rubric_precision``), a bare
+   keyword list (function-word ratio < ``keyword_list_ratio``) hits nothing, and the score is
+   :func:`bot.grading.base.compute_score` — the LLM grader's formula, core points first — followed by
+   the guards of step 5. The ridge model of step 4 is used only without a rubric (``interview eval``).
 """
 
 from __future__ import annotations
 
 import asyncio
-import itertools
 import re
 import threading
 from collections import OrderedDict
@@ -70,6 +76,7 @@ from bot.grading.base import (
     Grade,
     GradeEvent,
     GradeRequest,
+    compute_score,
     stream_whole,
     ungraded,
 )
@@ -78,14 +85,20 @@ from bot.grading.keypoints import (
     content_stems,
     extract_key_points,
     function_word_ratio,
-    fuzzy_equal,
     has_negation,
     normalize_text,
     split_segments,
-    stem,
-    stopwords,
     tokens,
     weighted_stems,
+)
+from bot.grading.offline.lexical import (
+    demoted_text,
+    has_term,
+    matcher,
+    order_kept,
+    positions,
+    short,
+    weighted_recall,
 )
 from bot.grading.offline.params import FEATURES, OfflineParams
 from bot.grading.safety import clean_answer
@@ -94,6 +107,9 @@ from bot.retrieval.embeddings import Embedder
 __all__ = ["OfflineGrader"]
 
 NAME = "offline"
+
+
+_Key = tuple[str, str, tuple[str, ...]]
 
 
 @dataclass
@@ -136,6 +152,7 @@ class _Result:
     point_best: list[int]
     point_lex_best: list[float]
     point_sem: list[float]
+    point_lex: list[float]
 
 
 _IDK = re.compile(
@@ -154,60 +171,6 @@ _DEPTH_CUES = re.compile(
 )
 
 
-def _matcher(stems: frozenset[str]) -> dict[str, list[str]]:
-    index: dict[str, list[str]] = {}
-    for s in stems:
-        index.setdefault(s[:1], []).append(s)
-    return index
-
-
-def _has(term: str, stems: frozenset[str], index: dict[str, list[str]]) -> bool:
-    if term in stems:
-        return True
-    return any(fuzzy_equal(term, s) for s in index.get(term[:1], ()))
-
-
-def _weighted_recall(terms: dict[str, float], stems: frozenset[str], index: dict[str, list[str]]) -> float:
-    total = sum(terms.values())
-    if total <= 0:
-        return 0.0
-    return sum(w for t, w in terms.items() if _has(t, stems, index)) / total
-
-
-def _positions(stems: Sequence[str]) -> dict[str, list[int]]:
-    pos: dict[str, list[int]] = {}
-    for i, s in enumerate(stems):
-        pos.setdefault(s, []).append(i)
-    return pos
-
-
-def _order_kept(answer_stems: Sequence[str], ref_pos: dict[str, list[int]], window: int = 3) -> tuple[int, float]:
-    """Consecutive answer content words both found in the reference: how many, and the share that also sit
-    close together and in the same order there. Shuffled keyword lists keep almost none."""
-    pairs = kept = 0
-    for a, b in itertools.pairwise(answer_stems):
-        pa, pb = ref_pos.get(a), ref_pos.get(b)
-        if not pa or not pb or a == b:
-            continue
-        pairs += 1
-        if any(0 < j - i <= window for i in pa for j in pb):
-            kept += 1
-    return pairs, (kept / pairs if pairs else 1.0)
-
-
-def _demoted_text(text: str, question: str) -> str:
-    """The content words of ``text`` that are not in the question (for a question-demoted embedding)."""
-    q = {stem(t) for t in tokens(question)}
-    stop = stopwords()
-    words = [t for t in tokens(text) if t not in stop and stem(t) not in q]
-    return " ".join(words[:200]) or " "
-
-
-def _short(text: str, limit: int = 90) -> str:
-    text = " ".join(text.split())
-    return text if len(text) <= limit else text[: limit - 1].rsplit(" ", 1)[0] + "…"
-
-
 class OfflineGrader:
     """Embedding + alignment grader with a tiny learned model. Never raises from ``grade``."""
 
@@ -219,7 +182,7 @@ class OfflineGrader:
         self._embedder = embedder
         self.params = params if params is not None else OfflineParams.load(params_path)
         self.prompt_version = f"offline-{self.params.version}"
-        self._refs: OrderedDict[tuple[str, str, bool], _Ref] = OrderedDict()
+        self._refs: OrderedDict[tuple[str, str, tuple[str, ...], bool], _Ref] = OrderedDict()
         self._lock = threading.Lock()
 
     @property
@@ -284,16 +247,17 @@ class OfflineGrader:
         passages = [p for p in passages if content_stems(p)][:3]
         return "\n".join(passages), True
 
-    def _get_refs(self, pairs: list[tuple[str, str]], *, full: bool) -> dict[tuple[str, str], _Ref]:
-        out: dict[tuple[str, str], _Ref] = {}
-        missing: list[tuple[str, str]] = []
-        keys = [(q, r, full) for q, r in pairs]
+    def _get_refs(self, pairs: list[_Key], *, full: bool) -> dict[_Key, _Ref]:
+        """``pairs``: (question, reference, the rubric's point texts or ``()`` to extract key points)."""
+        out: dict[_Key, _Ref] = {}
+        missing: list[_Key] = []
+        keys = [(q, r, pts, full) for q, r, pts in pairs]
         with self._lock:
             for key in keys:
-                pair = (key[0], key[1])
+                pair = (key[0], key[1], key[2])
                 if pair in out:
                     continue
-                hit = self._refs.get(key) or (None if full else self._refs.get((key[0], key[1], True)))
+                hit = self._refs.get(key) or (None if full else self._refs.get((key[0], key[1], key[2], True)))
                 if hit is not None:
                     out[pair] = hit
                 elif pair not in missing:
@@ -301,17 +265,17 @@ class OfflineGrader:
         if not missing:
             return out
         texts: list[str] = []
-        plans: list[tuple[tuple[str, str], tuple[str, ...], int]] = []
+        plans: list[tuple[_Key, tuple[str, ...], int]] = []
         for pair in missing:
-            question, reference = pair
-            points = extract_key_points(reference, question) or (reference[:400],)
+            question, reference, given = pair
+            points = given or extract_key_points(reference, question) or (reference[:400],)
             plans.append((pair, points, len(texts)))
             if full:
-                texts.extend([reference[:2000], question or " ", _demoted_text(reference, question)])
+                texts.extend([reference[:2000], question or " ", demoted_text(reference, question)])
             texts.extend(points)
         vecs = np.asarray(self._embedder.embed(texts), dtype=np.float32)
         for pair, points, start in plans:
-            question, reference = pair
+            question, reference, _ = pair
             q_stems = frozenset(content_stems(question))
             all_terms = weighted_stems(reference)
             demoted = {t: w for t, w in all_terms.items() if t not in q_stems} or all_terms
@@ -327,7 +291,7 @@ class OfflineGrader:
                 ref_terms=demoted,
                 ref_all=frozenset(all_terms),
                 ref_len=max(1, sum(1 for s in content_stems(reference) if s not in q_stems)),
-                ref_pos=_positions(content_stems(reference)),
+                ref_pos=positions(content_stems(reference)),
                 point_terms=point_terms,
                 point_neg=[has_negation(tokens(p)) for p in points],
                 ref_vec=vecs[start] if full else None,
@@ -338,7 +302,7 @@ class OfflineGrader:
             out[pair] = ref
         with self._lock:
             for pair in missing:
-                key = (pair[0], pair[1], full)
+                key = (pair[0], pair[1], pair[2], full)
                 self._refs[key] = out[pair]
                 self._refs.move_to_end(key)
             while len(self._refs) > 256:
@@ -369,7 +333,7 @@ class OfflineGrader:
             injection=injection,
             truncated=truncated,
             seg_tokens=[max(1, len(s.split())) for s in segments],
-            demoted=_demoted_text(" ".join(segments), question),
+            demoted=demoted_text(" ".join(segments), question),
         )
 
     def _prepare(
@@ -379,7 +343,10 @@ class OfflineGrader:
         text, when ``cos_dem`` is needed)."""
         with_dem = all_features or "cos_dem" in self.params.features
         refs_text = [self._reference_text(r) for r in requests]
-        keys = [(clean_text(r.question), ref) for r, (ref, _) in zip(requests, refs_text, strict=True)]
+        keys = [
+            (clean_text(r.question), ref, tuple(r.rubric.texts) if r.rubric is not None and not no_ref else ())
+            for r, (ref, no_ref) in zip(requests, refs_text, strict=True)
+        ]
         full = all_features or bool({"cos", "cos_q", "cos_dem"} & set(self.params.features))
         refs = self._get_refs([k for k in keys if k[1]], full=full)
         answers: list[_Answer | None] = []
@@ -412,25 +379,25 @@ class OfflineGrader:
         n_seg = len(ans.segments)
         seg_vecs = vecs[:n_seg]
         dem_vec = vecs[n_seg] if len(vecs) > n_seg else None
-        index = _matcher(ans.stems)
+        index = matcher(ans.stems)
         weights = np.asarray(ans.seg_tokens, dtype=np.float32)[:, None]
         a_vec = (seg_vecs * weights).sum(axis=0)
         norm = float(np.linalg.norm(a_vec))
         a_vec = a_vec / norm if norm > 0 else a_vec
-        rec = _weighted_recall(ref.ref_terms, ans.stems, index)
-        ref_index = _matcher(ref.ref_all)
-        prec = _weighted_recall(ans.terms, ref.ref_all, ref_index) if ans.terms else 0.0
+        rec = weighted_recall(ref.ref_terms, ans.stems, index)
+        ref_index = matcher(ref.ref_all)
+        prec = weighted_recall(ans.terms, ref.ref_all, ref_index) if ans.terms else 0.0
         sims = ref.point_vecs @ seg_vecs.T  # [points, segments]
         point_sem = sims.max(axis=1)
         point_best = sims.argmax(axis=1)
-        point_lex = [_weighted_recall(t, ans.stems, index) for t in ref.point_terms]
+        point_lex = [weighted_recall(t, ans.stems, index) for t in ref.point_terms]
         point_match = [
             p.kp_alpha * float(s) + (1 - p.kp_alpha) * lx for s, lx in zip(point_sem, point_lex, strict=True)
         ]
         point_lex_best = []
         for k, best in enumerate(point_best):
             seg_stems = frozenset(content_stems(ans.segments[int(best)]))
-            point_lex_best.append(_weighted_recall(ref.point_terms[k], seg_stems, _matcher(seg_stems)))
+            point_lex_best.append(weighted_recall(ref.point_terms[k], seg_stems, matcher(seg_stems)))
         feats = {
             "rec": rec,
             "prec": prec,
@@ -439,13 +406,15 @@ class OfflineGrader:
             "cos_dem": (float(dem_vec @ ref.ref_dem_vec) if ans.terms else 0.0)
             if dem_vec is not None and ref.ref_dem_vec is not None
             else nan,
-            "rec_plain": len({t for t in ref.ref_all if _has(t, ans.stems, index)}) / max(1, len(ref.ref_all)),
+            "rec_plain": len({t for t in ref.ref_all if has_term(t, ans.stems, index)}) / max(1, len(ref.ref_all)),
             "kp": float(np.mean(point_match)) if point_match else 0.0,
             "kp_sem": float(np.mean(point_sem)) if len(point_sem) else 0.0,
             "kp_lex": float(np.mean(point_lex)) if point_lex else 0.0,
             "len": min(1.5, ans.content_len / ref.ref_len),
         }
-        return _Result(feats, point_match, [int(b) for b in point_best], point_lex_best, [float(s) for s in point_sem])
+        return _Result(
+            feats, point_match, [int(b) for b in point_best], point_lex_best, [float(s) for s in point_sem], point_lex
+        )
 
     def _model(self, feats: dict[str, float]) -> float:
         p = self.params
@@ -505,15 +474,8 @@ class OfflineGrader:
                 notes=notes,
             )
         res = self._features(ref, ans, vecs)
-        score = 10.0 * self._model(res.features)
-        if ans.novel == 0 and len(ans.stems & ref.q_stems) >= max(1.0, 0.6 * len(ref.q_stems)):
-            score = min(score, p.copy_cap)
-        if res.features["rec_plain"] == 0 and (
-            max(res.point_sem, default=0.0) < p.no_overlap_sem or max(res.point_match, default=0.0) < p.hit_threshold
-        ):
-            score = min(score, p.no_overlap_cap)
         fw_ratio = function_word_ratio(ans.toks)
-        pairs, kept = _order_kept(content_stems(ans.toks), ref.ref_pos)
+        pairs, kept = order_kept(content_stems(ans.toks), ref.ref_pos)
         stuffing = (
             len(ans.toks) >= 8
             and pairs >= 4
@@ -522,41 +484,47 @@ class OfflineGrader:
                 or (fw_ratio < p.stuffing_ratio / 3 and kept < 0.5)
             )
         )
+        rubric = request.rubric if not without_ref else None
+        if rubric is not None and len(ans.toks) >= 6 and fw_ratio < p.keyword_list_ratio:
+            stuffing = True  # a bare keyword list states no key point, in any order
+        claims = self._claims(ref, ans, res, stuffing=stuffing, graded=rubric is not None)
+        contradicted = [c for c in claims if c.status is ClaimStatus.CONTRADICTED]
+        depth = 0
+        if len(ans.toks) >= 8 and not stuffing:
+            depth = 2 if len(ans.toks) >= 25 and _DEPTH_CUES.search(ans.text) else 1
+        if rubric is not None:
+            claims = [
+                c.model_copy(update={"label": k.label, "weight": k.weight})
+                for c, k in zip(claims, rubric.points, strict=True)
+            ]
+            criteria = Criteria(correctness=self._rubric_correctness(claims, res), depth=depth)
+            score = compute_score(claims, criteria)
+        else:
+            score = 10.0 * self._model(res.features)
+        if ans.novel == 0 and len(ans.stems & ref.q_stems) >= max(1.0, 0.6 * len(ref.q_stems)):
+            score = min(score, p.copy_cap)
+        far = max(res.point_sem, default=0.0) < p.no_overlap_sem
+        if res.features["rec_plain"] == 0 and (
+            far or (rubric is None and max(res.point_match, default=0.0) < p.hit_threshold)
+        ):
+            score = min(score, p.no_overlap_cap)
         if stuffing:
             score *= p.stuffing_factor
         if ans.injection:
             score *= p.injection_factor
         score = round(min(10.0, max(0.0, score)), 1)
-
-        claims: list[Claim] = []
-        for k, point in enumerate(ref.points):
-            best = res.point_best[k]
-            evidence = _short(ans.segments[best], 200)
-            seg_neg = has_negation(tokens(ans.segments[best]))
-            aligned = res.point_lex_best[k] >= p.contradiction_lex and res.point_sem[k] >= p.contradiction_sem
-            if aligned and seg_neg != ref.point_neg[k]:
-                status = ClaimStatus.CONTRADICTED
-            elif res.point_match[k] >= p.hit_threshold and not stuffing:
-                status = ClaimStatus.HIT
-            else:
-                status = ClaimStatus.MISSED
-                if res.point_match[k] < p.hit_threshold * 0.8:
-                    evidence = ""
-            claims.append(Claim(point=_short(point, 300), status=status, evidence=evidence))
-        contradicted = [c for c in claims if c.status is ClaimStatus.CONTRADICTED]
         if contradicted:
             score = min(score, p.contradiction_cap)
-        depth = 0
-        if len(ans.toks) >= 8 and not stuffing:
-            depth = 2 if len(ans.toks) >= 25 and _DEPTH_CUES.search(ans.text) else 1
-        correctness = 1 if contradicted else (3 if score >= BANDS.partial else 2 if score >= BANDS.weak else 0)
+        if rubric is None:
+            correctness = 1 if contradicted else (3 if score >= BANDS.partial else 2 if score >= BANDS.weak else 0)
+            criteria = Criteria(correctness=correctness, depth=depth)
         feedback = prefix + self._feedback(claims, stuffing=stuffing, score=score)
         return Grade(
             score=score,
             claims=claims,
-            criteria=Criteria(correctness=correctness, depth=depth),
+            criteria=criteria,
             misconceptions=[
-                f"You wrote “{_short(c.evidence, 120)}”, but the notes say “{_short(c.point, 120)}”."
+                f"You wrote “{short(c.evidence, 120)}”, but the notes say “{short(c.point, 120)}”."
                 for c in contradicted
             ],
             feedback=feedback,
@@ -566,10 +534,54 @@ class OfflineGrader:
             notes=notes,
         )
 
+    def _rubric_correctness(self, claims: Sequence[Claim], res: _Result) -> int:
+        """Against a rubric: 1 with a contradiction, else 3/2/1/0 by the answer's precision (the share of its
+        content words found in the note: a confident misconception brings in words the note never uses)."""
+        if any(c.status is ClaimStatus.CONTRADICTED for c in claims):
+            return 1
+        levels = self.params.rubric_precision
+        prec = res.features["prec"]
+        return next((3 - i for i, floor in enumerate(levels) if prec >= floor), 0)
+
+    def _claims(self, ref: _Ref, ans: _Answer, res: _Result, *, stuffing: bool, graded: bool) -> list[Claim]:
+        """Each key point hit, missed or contradicted, with the answer's best-matching words as evidence.
+        ``graded`` (a rubric): each claim also gets a credit, and a hit is a credit of at least one half."""
+        p = self.params
+        claims: list[Claim] = []
+        for k, point in enumerate(ref.points):
+            credit: float | None = None
+            if graded:
+                m = p.rubric_alpha * res.point_sem[k] + (1 - p.rubric_alpha) * res.point_lex[k]
+                credit = 0.0 if stuffing else min(1.0, max(0.0, (m - p.rubric_lo) / (p.rubric_hi - p.rubric_lo)))
+            best = res.point_best[k]
+            evidence = short(ans.segments[best], 200)
+            seg_neg = has_negation(tokens(ans.segments[best]))
+            aligned = res.point_lex_best[k] >= p.contradiction_lex and res.point_sem[k] >= p.contradiction_sem
+            if aligned and seg_neg != ref.point_neg[k]:
+                status = ClaimStatus.CONTRADICTED
+            elif (credit >= 0.5 if credit is not None else res.point_match[k] >= p.hit_threshold) and not stuffing:
+                status = ClaimStatus.HIT
+            else:
+                status = ClaimStatus.MISSED
+                if (credit < 0.25) if credit is not None else res.point_match[k] < p.hit_threshold * 0.8:
+                    evidence = ""
+            claims.append(
+                Claim(
+                    point=short(point, 300),
+                    status=status,
+                    evidence=evidence,
+                    credit=None if credit is None else round(credit, 2),
+                )
+            )
+        return claims
+
     @staticmethod
     def _feedback(claims: list[Claim], *, stuffing: bool, score: float) -> str:
-        hits = [_short(c.point, 70).rstrip(".;: ") for c in claims if c.status is ClaimStatus.HIT]
-        missed = [_short(c.point, 70).rstrip(".;: ") for c in claims if c.status is ClaimStatus.MISSED]
+        def name(c: Claim) -> str:  # a rubric point by its label, else its words
+            return c.label or short(c.point, 70).rstrip(".;: ")
+
+        hits = [name(c) for c in claims if c.status is ClaimStatus.HIT]
+        missed = [name(c) for c in claims if c.status is ClaimStatus.MISSED]
         parts: list[str] = []
         if stuffing:
             parts.append("This reads like a list of keywords: explain in full sentences how the ideas connect.")

@@ -49,6 +49,16 @@ class OfflineParams:
     max_answer_chars: int = 6000
     max_segments: int = 16
     min_segment_words: int = 12
+    # Grading against a rubric (team-written development set, bench/rubric_devset.py): a point's credit is
+    # clip((m - rubric_lo) / (rubric_hi - rubric_lo), 0, 1) with m = rubric_alpha·cosine + (1 - rubric_alpha)·
+    # lexical recall; correctness 3/2/1/0 when the answer's precision (its content words found in the
+    # note) reaches rubric_precision[0]/[1]/[2]/below; an answer of at least 6 words with a function-word
+    # ratio under keyword_list_ratio is a keyword list.
+    rubric_alpha: float = 0.2
+    rubric_lo: float = 0.15
+    rubric_hi: float = 0.55
+    rubric_precision: tuple[float, ...] = (0.5, 0.35, 0.2)
+    keyword_list_ratio: float = 0.1
     extra: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
@@ -71,7 +81,7 @@ class OfflineParams:
         if not isinstance(raw, dict) or not isinstance(raw.get("version"), str) or not raw["version"]:
             raise OfflineParamsError(f'{path}: not an offline parameters file (no "version")')
         known = {k: v for k, v in raw.items() if k in cls.__dataclass_fields__}
-        for key in ("features", "mean", "scale", "coef"):
+        for key in ("features", "mean", "scale", "coef", "rubric_precision"):
             if key in known:
                 known[key] = tuple(known[key])
         try:
