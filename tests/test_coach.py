@@ -161,11 +161,11 @@ async def test_a_session_grades_against_its_users_rubric(seeded: Path) -> None:
         update={"points": [KeyPoint(text="Dropout switches off random neurons while training.", label="dropout")]}
     )
     coach.rubrics.edit(card, "ann", mine)
-    request = (await coach.retrieve(card, "ann")).request("answer")
+    request = (await coach.retrieve(card, user="ann")).request("answer")
     assert request.rubric is not None and request.rubric.texts == [
         "Dropout switches off random neurons while training."
     ]
-    other = (await coach.retrieve(card, "bob")).request("answer")
+    other = (await coach.retrieve(card, user="bob")).request("answer")
     assert other.rubric == compiled
     session = coach.new_session(SessionConfig(n_questions=1), cards=[card], user="ann")
     retrieval = await session.deps.retrieve(card)

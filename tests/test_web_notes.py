@@ -72,7 +72,7 @@ async def test_attach_notes_then_drill_them_and_nobody_else_sees_them(app: Any, 
         await say(app, "/drill 50")
         assert not ALICE_QUESTIONS & asked_after(sent)
         for card in bob_cards[:10]:  # related passages (what the grader reads) never come from alice's notes
-            retrieval = await coach.retrieve(card, coach.owners("bob"))
+            retrieval = await coach.retrieve(card, owners=coach.owners("bob"))
             assert all(not h.card.source.path.startswith("uploads/") for h in retrieval.passages)
         await say(app, "/end")
         await say(app, "/notes remove rl.md")

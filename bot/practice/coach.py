@@ -164,7 +164,7 @@ class Coach:
             self._topics[owners] = sorted(counts, key=lambda t: (-counts[t], t))
         return self._topics[owners]
 
-    async def retrieve(self, card: Card, owners: frozenset[str] | None = None, user: str = LOCAL_USER) -> Retrieval:
+    async def retrieve(self, card: Card, *, owners: frozenset[str] | None = None, user: str = LOCAL_USER) -> Retrieval:
         """The card's reference, related passages (from ``owners``' cards; cached per card version for
         this process) and the rubric ``user``'s answers are graded against."""
         key = (card.id, card.content_hash(), owners)
