@@ -628,3 +628,12 @@ class _Handler(BaseHTTPRequestHandler):
 
 def _fmt_seconds(value: float) -> str:
     return str(int(value)) if float(value).is_integer() else repr(float(value))
+
+
+def rubric_size(req: dict[str, Any], default: int) -> int:
+    """How many key points the grader prompt in ``req`` asks the model to mark (the card's rubric),
+    or ``default`` when it carries none: a fake that answers like a model following the prompt."""
+    import re
+
+    found = re.search(r'<key_points source="the card\'s rubric" count="(\d+)">', str(req["messages"][-1]["content"]))
+    return int(found.group(1)) if found else default

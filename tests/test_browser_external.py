@@ -19,7 +19,7 @@ import pytest
 
 from tests.chainlit_client import AppServer, serve_seeded
 from tests.conftest import REAL_NOTES
-from tests.fake_openai import FakeOpenAI, Reply
+from tests.fake_openai import FakeOpenAI, Reply, rubric_size
 from tests.test_browser import CHROMIUM, CHROMIUM_ARGS, TIMEOUT_MS, _require_browser
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
@@ -78,9 +78,8 @@ def model(probe: Probe) -> Iterator[FakeOpenAI]:
         return Reply.json(
             {
                 "reasoning": "checked",
-                "key_points": [
-                    {"point": "drops neurons " + _carrying(probe, "point"), "status": "hit", "evidence": ""}
-                ],
+                "key_points": [{"point": "drops neurons " + _carrying(probe, "point"), "status": "hit", "evidence": ""}]
+                * rubric_size(req, 1),
                 "correctness": 3,
                 "depth": 1,
                 "misconceptions": [],

@@ -16,7 +16,7 @@ import pytest
 
 from tests.chainlit_client import AppServer, ChainlitClient, serve_seeded
 from tests.conftest import REAL_NOTES
-from tests.fake_openai import FakeOpenAI, Reply
+from tests.fake_openai import FakeOpenAI, Reply, rubric_size
 
 pytestmark = pytest.mark.slow
 
@@ -47,10 +47,7 @@ def respond(req: dict[str, Any]) -> Reply:
     if fmt == "GraderOutput":
         # Like a model that follows the prompt: one entry per rubric point when the card has a rubric
         # (the last one missed), else its own two points (one missed).
-        rubric = re.search(
-            r'<key_points source="the card\'s rubric" count="(\d+)">', str(req["messages"][-1]["content"])
-        )
-        n = int(rubric.group(1)) if rubric else 2
+        n = rubric_size(req, 2)
         return Reply.json(grader_reply(("hit",) * (n - 1) + ("missed",)))
     return Reply.content(FOLLOW_UP)  # the interviewer's follow-up (plain text)
 
