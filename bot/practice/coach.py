@@ -107,8 +107,10 @@ class Coach:
         store = open_store(settings)
         if ingest_if_empty and store.count() == 0:
             from bot.knowledge.ingest import ingest
+            from bot.retrieval.lock import data_lock
 
-            ingest([settings.knowledge_dir], store, settings.knowledge_dir)
+            with data_lock(settings, wait=settings.lock_wait):  # a write: the folder's owner only
+                ingest([settings.knowledge_dir], store, settings.knowledge_dir)
         grader = build_grader(settings, store.embedder, mode=mode, worker=worker)
         if wrap is not None:
             grader = wrap(grader)

@@ -22,6 +22,7 @@ def ingest(paths: tuple[str, ...], as_json: bool) -> None:
     from bot.knowledge.ingest import IngestError, collect
     from bot.knowledge.ingest import ingest as run_ingest
     from bot.retrieval.embeddings import EmbeddingModelMissing
+    from bot.retrieval.lock import DataDirBusy, data_lock
     from bot.retrieval.store import open_store
 
     settings = get_settings()
@@ -32,14 +33,17 @@ def ingest(paths: tuple[str, ...], as_json: bool) -> None:
     except IngestError as exc:
         raise BadInput(str(exc)) from exc
     try:
-        store = open_store(settings)
-        with progress_bar("embedding cards") as progress:
+        with (
+            data_lock(settings, wait=settings.lock_wait, on_wait=lambda m: click.echo(m, err=True)),
+            progress_bar("embedding cards") as progress,
+        ):
+            store = open_store(settings)
             summary = run_ingest(
                 targets, store, settings.knowledge_dir, progress=progress, collected=collected, started=started
             )
     except IngestError as exc:
         raise BadInput(str(exc)) from exc
-    except EmbeddingModelMissing as exc:
+    except (EmbeddingModelMissing, DataDirBusy) as exc:
         raise click.ClickException(str(exc)) from exc
     for warning in summary.warnings:
         click.echo(f"warning: {warning}", err=True)
