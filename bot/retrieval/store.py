@@ -20,6 +20,7 @@ import numpy as np
 from bot.grading.base import GradeRequest
 from bot.knowledge.cards import Card
 from bot.retrieval.embeddings import Embedder
+from bot.retrieval.journal import Change, Journal
 
 if TYPE_CHECKING:
     from bot.settings import Settings
@@ -121,9 +122,10 @@ class SyncReport:
 class CardStore:
     """Cards in Chroma. Construct with a client; see :func:`bot.retrieval.store.open_store`."""
 
-    def __init__(self, client: Any, embedder: Embedder, prefix: str = "cards") -> None:
+    def __init__(self, client: Any, embedder: Embedder, prefix: str = "cards", journal: Journal | None = None) -> None:
         self._client = client
         self._embedder = embedder
+        self._journal = journal
         self._name = collection_name(prefix, embedder.model_id)
         self._collection = client.get_or_create_collection(
             name=self._name,
@@ -138,6 +140,13 @@ class CardStore:
     @property
     def embedder(self) -> Embedder:
         return self._embedder
+
+    def recover(self) -> bool:
+        """Complete a write that a killed ingest left in the journal (True if there was one)."""
+        return self._journal is not None and self._journal.recover(self._collection, _BATCH)
+
+    def needs_recovery(self) -> bool:
+        return self._journal is not None and self._journal.pending()
 
     def count(self) -> int:
         return int(self._collection.count())
@@ -160,8 +169,10 @@ class CardStore:
         ``cards_by_source`` maps a source key to ``(source_file, cards)``. Cards whose content
         is unchanged are not re-embedded. ``prune(metadata)`` may mark records of *other* sources
         for removal (e.g. their file was deleted). Embeddings are computed before anything is
-        written, so a failure leaves the store as it was.
+        written, so a failure leaves the store as it was; with a journal, the write itself is all or
+        nothing (a killed process's write is completed on the next open: :mod:`bot.retrieval.journal`).
         """
+        self.recover()  # a killed ingest's write first: the diff below is against a whole state
         report = SyncReport()
         existing = self._existing()
         wanted: dict[str, tuple[Card, str]] = {}
@@ -195,18 +206,19 @@ class CardStore:
                 progress(min(start + _BATCH, total), total)
         if progress is not None and total == 0:
             progress(0, 0)
-        for start in range(0, total, _BATCH):
-            chunk = to_write[start : start + _BATCH]
-            emb = vectors[start // _BATCH]
-            self._collection.upsert(
-                ids=[c.id for c, _, _ in chunk],
-                embeddings=[row.tolist() for row in emb],
-                documents=[c.search_text() for c, _, _ in chunk],
-                metadatas=[_metadata(c, f, h) for c, f, h in chunk],
-            )
-        if report.removed:
-            for start in range(0, len(report.removed), _BATCH):
-                self._collection.delete(ids=report.removed[start : start + _BATCH])
+        change = Change(
+            ids=[c.id for c, _, _ in to_write],
+            embeddings=np.concatenate(vectors) if vectors else np.zeros((0, 0), dtype=np.float32),
+            documents=[c.search_text() for c, _, _ in to_write],
+            metadatas=[_metadata(c, f, h) for c, f, h in to_write],
+            deletes=report.removed,
+        )
+        if change.ids or change.deletes:
+            if self._journal is not None:
+                self._journal.write(change)  # from here on the write completes, even if this process dies
+            change.apply(self._collection, _BATCH)
+            if self._journal is not None:
+                self._journal.done()
         return report
 
     # -- reading -------------------------------------------------------------------------------
@@ -290,5 +302,13 @@ def make_chroma_client(settings: Settings) -> Any:
 def open_store(settings: Settings, embedder: Embedder | None = None) -> CardStore:
     """The configured store, with the configured embedder unless one is given."""
     from bot.retrieval.embeddings import make_embedder
+    from bot.retrieval.lock import data_lock
 
-    return CardStore(make_chroma_client(settings), embedder or make_embedder(settings), prefix=settings.collection)
+    embedder = embedder or make_embedder(settings)
+    name = collection_name(settings.collection, embedder.model_id)
+    journal = Journal(settings.data_dir / f"ingest-journal-{name}.npz")
+    store = CardStore(make_chroma_client(settings), embedder, prefix=settings.collection, journal=journal)
+    if store.needs_recovery():  # an ingest was killed mid-write: finish it before anyone reads
+        with data_lock(settings, wait=settings.lock_wait):
+            store.recover()
+    return store
