@@ -10,8 +10,9 @@ from pathlib import Path
 from typing import Any
 
 from bot.knowledge.cards import Card
+from bot.knowledge.checks import display_path, unread_questions
 from bot.knowledge.notes import NOTE_SUFFIXES, iter_note_files, parse_notes
-from bot.knowledge.text import NotesDecodeError, decode_notes
+from bot.knowledge.text import NotesDecodeError, decode_notes_checked
 from bot.retrieval.store import CardStore
 
 __all__ = ["IngestError", "IngestSummary", "ParsedFile", "collect", "ingest", "source_key"]
@@ -65,7 +66,8 @@ def source_key(path: Path, knowledge_dir: Path) -> str:
         return resolved.as_posix()
 
 
-def _read(path: Path) -> str:
+def _read(path: Path) -> tuple[str, list[str]]:
+    """The file's text and what decoding had to repair (invalid UTF-8, NUL bytes)."""
     try:
         data = path.read_bytes()
     except OSError as exc:
@@ -73,28 +75,38 @@ def _read(path: Path) -> str:
     if not data.strip():
         raise IngestError(f"{path}: the file is empty")
     try:
-        text = decode_notes(data)
+        text, repaired = decode_notes_checked(data)
     except NotesDecodeError as exc:
         raise IngestError(f"{path}: not a text notes file ({exc})") from exc
     if not text.strip():
         raise IngestError(f"{path}: the file is empty")
-    return text
+    return text, [f"{path}: {w}" for w in repaired]
 
 
-def collect(paths: Sequence[Path], knowledge_dir: Path) -> tuple[list[ParsedFile], list[str]]:
+def _exists(root: Path) -> bool:
+    try:
+        return root.exists()
+    except OSError as exc:  # e.g. a path over the system's limit (4,096 characters on Linux)
+        raise IngestError(f"{display_path(root)}: {exc.strerror or exc}") from exc
+
+
+def collect(
+    paths: Sequence[Path], knowledge_dir: Path, *, max_cards: int | None = None
+) -> tuple[list[ParsedFile], list[str]]:
     """Parse every note file under ``paths``.
 
     A file named explicitly must be readable notes with at least one question; inside a folder,
     empty, binary or question-less files are skipped with a warning. A folder (or the whole
-    input) with no questions at all is an error.
+    input) with no questions at all is an error. A file with more than ``max_cards`` questions is
+    refused the same way (named: an error; in a folder: skipped with a warning).
     """
     if not paths:
         raise IngestError("no paths given")
     parsed: list[ParsedFile] = []
     warnings: list[str] = []
     for root in paths:
-        if not root.exists():
-            raise IngestError(f"{root}: no such file or directory")
+        if not _exists(root):
+            raise IngestError(f"{display_path(root)}: no such file or directory")
         explicit = root.is_file()
         files = list(iter_note_files([root]))
         if root.is_dir() and not files:
@@ -102,7 +114,7 @@ def collect(paths: Sequence[Path], knowledge_dir: Path) -> tuple[list[ParsedFile
         before = len(parsed)
         for f in files:
             try:
-                text = _read(f)
+                text, repaired = _read(f)
             except IngestError as exc:
                 if explicit:
                     raise
@@ -110,8 +122,16 @@ def collect(paths: Sequence[Path], knowledge_dir: Path) -> tuple[list[ParsedFile
                 continue
             key = source_key(f, knowledge_dir)
             cards = parse_notes(text, key)
+            warnings += repaired + [f"{f}: {w}" for w in unread_questions(text, cards)]
+            message = ""
             if not cards:
                 message = f"{f}: no questions found (questions are lines ending in '?', Q:/A: pairs, headings…)"
+            elif max_cards is not None and len(cards) > max_cards:
+                message = (
+                    f"{f}: {len(cards):,} questions, over the limit of {max_cards:,} per file "
+                    "(INTERVIEW_MAX_CARDS_PER_FILE): split the file or raise the limit"
+                )
+            if message:
                 if explicit:
                     raise IngestError(message)
                 warnings.append(f"skipped {message}")
@@ -130,6 +150,7 @@ def ingest(
     progress: Callable[[int, int], None] | None = None,
     collected: tuple[list[ParsedFile], list[str]] | None = None,
     started: float | None = None,
+    max_cards: int | None = None,
 ) -> IngestSummary:
     """Parse ``paths`` and sync their cards into the store (incremental and idempotent).
 
@@ -138,7 +159,7 @@ def ingest(
     ``started`` (a ``time.perf_counter()`` value) so the summary's seconds include that parsing.
     """
     started = time.perf_counter() if started is None else started
-    parsed, warnings = collected if collected is not None else collect(paths, knowledge_dir)
+    parsed, warnings = collected if collected is not None else collect(paths, knowledge_dir, max_cards=max_cards)
     cards = [c for p in parsed for c in p.cards]
 
     def gone(meta: dict[str, Any]) -> bool:

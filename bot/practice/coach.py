@@ -110,7 +110,7 @@ class Coach:
             from bot.retrieval.lock import data_lock
 
             with data_lock(settings, wait=settings.lock_wait):  # a write: the folder's owner only
-                ingest([settings.knowledge_dir], store, settings.knowledge_dir)
+                ingest([settings.knowledge_dir], store, settings.knowledge_dir, max_cards=settings.max_cards_per_file)
         grader = build_grader(settings, store.embedder, mode=mode, worker=worker)
         if wrap is not None:
             grader = wrap(grader)

@@ -90,7 +90,7 @@ def known_cards(settings: Settings) -> list[Any]:
     from bot.knowledge.ingest import IngestError, collect
 
     try:
-        parsed, _ = collect([settings.knowledge_dir], settings.knowledge_dir)
+        parsed, _ = collect([settings.knowledge_dir], settings.knowledge_dir, max_cards=settings.max_cards_per_file)
     except IngestError:
         return []
     return [c for p in parsed for c in p.cards]

@@ -29,7 +29,9 @@ def ingest(paths: tuple[str, ...], as_json: bool) -> None:
     targets = note_paths(settings, paths)
     try:
         started = time.perf_counter()
-        collected = collect(targets, settings.knowledge_dir)  # validate before opening (and creating) the store
+        collected = collect(
+            targets, settings.knowledge_dir, max_cards=settings.max_cards_per_file
+        )  # validate before opening (and creating) the store
     except IngestError as exc:
         raise BadInput(str(exc)) from exc
     try:
@@ -69,7 +71,9 @@ def cards(paths: tuple[str, ...], as_json: bool) -> None:
 
     settings = get_settings()
     try:
-        parsed, warnings = collect(note_paths(settings, paths), settings.knowledge_dir)
+        parsed, warnings = collect(
+            note_paths(settings, paths), settings.knowledge_dir, max_cards=settings.max_cards_per_file
+        )
     except IngestError as exc:
         raise BadInput(str(exc)) from exc
     for warning in warnings:
