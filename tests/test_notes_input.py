@@ -81,3 +81,31 @@ def test_a_file_over_the_cards_per_file_cap_is_refused_or_skipped_by_name(
     monkeypatch.setenv("INTERVIEW_MAX_CARDS_PER_FILE", "10")
     code, _, err = run("cards", str(folder / "big.md"))
     assert code == 2 and "over the limit of 10" in err
+
+
+def test_ingest_prints_progress_lines_with_a_rate_when_stderr_is_not_a_terminal(tmp_path: Path) -> None:
+    notes = tmp_path / "notes.md"
+    notes.write_text("".join(f"What is term {i}?\nTerm {i} is a term.\n\n" for i in range(600)), encoding="utf-8")
+    code, _, err = run("ingest", str(notes))
+    assert code == 0
+    lines = [ln for ln in err.splitlines() if ln.startswith("embedding cards:")]
+    assert [ln.split(" (")[0] for ln in lines] == [
+        "embedding cards: 256/600",
+        "embedding cards: 512/600",
+        "embedding cards: 600/600",
+    ]
+    assert all(ln.endswith("cards/s)") for ln in lines)
+
+
+def test_progress_lines_every_five_percent_with_the_rate(capsys: pytest.CaptureFixture[str]) -> None:
+    from bot.adapters.commands.common import ProgressLines
+
+    ticks = iter([0.0, 2.0, 4.0, 6.0, 8.0])
+    show = ProgressLines("grading", "answers", clock=lambda: next(ticks))
+    for done in (10, 11, 30, 100):
+        show(done, 100)
+    assert capsys.readouterr().err.splitlines() == [
+        "grading: 10/100 (10%, 5.0 answers/s)",
+        "grading: 30/100 (30%, 7.5 answers/s)",
+        "grading: 100/100 (100%, 16.7 answers/s)",
+    ]

@@ -37,7 +37,7 @@ def ingest(paths: tuple[str, ...], as_json: bool) -> None:
     try:
         with (
             data_lock(settings, wait=settings.lock_wait, on_wait=lambda m: click.echo(m, err=True)),
-            progress_bar("embedding cards") as progress,
+            progress_bar("embedding cards", "cards") as progress,
         ):
             store = open_store(settings)
             summary = run_ingest(
