@@ -85,6 +85,7 @@ class Coach:
         self.history = history
         self._cards: list[Card] | None = None
         self._topics: list[str] | None = None
+        self._stamp: str | None = None  # the store's stamp when the cards were read
         self._retrieved: dict[tuple[str, str], Retrieval] = {}
 
     @classmethod
@@ -125,8 +126,18 @@ class Coach:
 
     def cards(self) -> list[Card]:
         if self._cards is None:
+            self._stamp = self.store.stamp()
             self._cards = self.store.all_cards()
         return self._cards
+
+    def refresh(self) -> bool:
+        """Forget the cached cards if the store changed since they were read (another process
+        ingested); True if so. Cheap: one small read, done at each session start."""
+        if self._cards is None or self.store.stamp() == self._stamp:
+            return False
+        self._cards = self._topics = None
+        self._retrieved.clear()
+        return True
 
     def topics(self) -> list[str]:
         """Topics, largest first (computed once: every chat message consults them)."""
@@ -184,6 +195,7 @@ class Coach:
         question. ``review``: due cards first (most overdue first), then new ones, important first."""
         rng = rng or random.Random()
         now = (clock or _now)()
+        await asyncio.to_thread(self.refresh)
         if self.history is None:
             return self.new_session(config, rng=rng, clock=clock)
         uid = await self.history.arun(self.history.ensure_user, user)
@@ -235,6 +247,7 @@ class Coach:
         self, user: str = LOCAL_USER, *, clock: Callable[[], datetime] | None = None
     ) -> tuple[InterviewSession, int] | None:
         """Rebuild the user's unfinished session at its next question (browser reload, new process)."""
+        await asyncio.to_thread(self.refresh)
         info = await self.resumable(user)
         if info is None:
             return None

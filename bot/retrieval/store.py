@@ -143,7 +143,30 @@ class CardStore:
 
     def recover(self) -> bool:
         """Complete a write that a killed ingest left in the journal (True if there was one)."""
-        return self._journal is not None and self._journal.recover(self._collection, _BATCH)
+        if self._journal is None or not self._journal.recover(self._collection, _BATCH):
+            return False
+        self._bump_stamp()
+        return True
+
+    def _bump_stamp(self) -> None:
+        import uuid
+
+        stamps = self._client.get_or_create_collection(name=f"{self._name}-stamp", embedding_function=None)
+        stamps.upsert(ids=["stamp"], embeddings=[[0.0]], documents=[uuid.uuid4().hex])
+
+    def stamp(self) -> str:
+        """Changes whenever the cards change, in any process (cheap: processes compare it per session).
+
+        The count, and a generation every sync that writes renews (in a one-record collection beside
+        the cards; read only here, so readers never write)."""
+        from chromadb.errors import NotFoundError
+
+        try:
+            got = self._client.get_collection(f"{self._name}-stamp").get(ids=["stamp"], include=["documents"])
+            generation = (got.get("documents") or [""])[0]
+        except NotFoundError:
+            generation = ""
+        return f"{self.count()}:{generation}"
 
     def needs_recovery(self) -> bool:
         return self._journal is not None and self._journal.pending()
@@ -219,6 +242,7 @@ class CardStore:
             change.apply(self._collection, _BATCH)
             if self._journal is not None:
                 self._journal.done()
+            self._bump_stamp()
         return report
 
     # -- reading -------------------------------------------------------------------------------
