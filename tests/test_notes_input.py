@@ -44,7 +44,7 @@ def test_nul_bytes_after_the_first_8_kb_are_removed_with_a_warning(tmp_path: Pat
     assert len(filler) > 8192
     parsed, warnings = collect([notes], tmp_path)
     assert not any("\x00" in c.question for c in parsed[0].cards)
-    assert warnings == [f"{notes}: line 801: 1 NUL byte(s) removed"]
+    assert warnings == [f"{notes}: line 801: NUL bytes removed (1 line)"]
 
 
 def test_invalid_utf8_is_replaced_and_reported_with_its_line(tmp_path: Path) -> None:
@@ -53,7 +53,7 @@ def test_invalid_utf8_is_replaced_and_reported_with_its_line(tmp_path: Path) -> 
     parsed, warnings = collect([notes], tmp_path)
     questions = [c.display_question for c in parsed[0].cards]
     assert questions[0] == "What is a café?" and "\ufffd" in questions[1]  # not "ÿþÃ("
-    assert warnings == [f"{notes}: line 3: 3 invalid UTF-8 byte sequence(s) replaced with \ufffd"]
+    assert warnings == [f"{notes}: line 3: invalid UTF-8 replaced with \ufffd (1 line); the file is not quite UTF-8"]
 
 
 def test_a_legacy_single_byte_file_is_read_as_windows_1252_and_said_so() -> None:

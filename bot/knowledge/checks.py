@@ -21,19 +21,17 @@ def display_path(path: Path | str) -> str:
     return f"{text[:half]}…{text[-half:]} ({len(text):,} characters)"
 
 
-def unread_questions(text: str, cards: list[Card]) -> list[str]:
+def unread_questions(long_lines: dict[int, int], cards: list[Card]) -> list[str]:
     """A warning per line that ends in "?" but was too long to become a question.
 
-    Such a line (a 100 KB paste ending in "?") stays in the answer above it, if any; the user
-    should know it is not asked.
+    ``long_lines``: line number → length of such lines (:attr:`NotesLines.long_lines`). Such a
+    line (a 100 KB paste ending in "?") stays in the answer above it, if any; the user should
+    know it is not asked.
     """
     asked = {c.source.line_start for c in cards}
-    warnings = []
-    for number, line in enumerate(text.split("\n"), start=1):
-        stripped = line.strip()
-        if len(stripped) > MAX_QUESTION_CHARS and stripped.endswith("?") and number not in asked:
-            warnings.append(
-                f"line {number}: a line of {len(stripped):,} characters ending in '?' is not read as a question "
-                f"(questions are at most {MAX_QUESTION_CHARS} characters); split it"
-            )
-    return warnings
+    return [
+        f"line {number}: a line of {length:,} characters ending in '?' is not read as a question "
+        f"(questions are at most {MAX_QUESTION_CHARS} characters); split it"
+        for number, length in sorted(long_lines.items())
+        if number not in asked
+    ]

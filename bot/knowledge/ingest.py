@@ -11,8 +11,9 @@ from typing import Any
 
 from bot.knowledge.cards import Card
 from bot.knowledge.checks import display_path, unread_questions
-from bot.knowledge.notes import NOTE_SUFFIXES, iter_note_files, parse_notes
-from bot.knowledge.text import NotesDecodeError, decode_notes_checked
+from bot.knowledge.notes import MAX_QUESTION_CHARS, NOTE_SUFFIXES, iter_note_files, parse_lines
+from bot.knowledge.reading import NotesLines
+from bot.knowledge.text import NotesDecodeError
 from bot.retrieval.store import CardStore
 
 __all__ = ["IngestError", "IngestSummary", "ParsedFile", "collect", "ingest", "source_key"]
@@ -66,21 +67,20 @@ def source_key(path: Path, knowledge_dir: Path) -> str:
         return resolved.as_posix()
 
 
-def _read(path: Path) -> tuple[str, list[str]]:
-    """The file's text and what decoding had to repair (invalid UTF-8, NUL bytes)."""
+def _parse(path: Path, key: str) -> tuple[list[Card], list[str]]:
+    """Parse one file as it is read (memory bounded by its cards); warnings name what was repaired
+    or not read (invalid UTF-8, NUL bytes, a line too long to be a question)."""
     try:
-        data = path.read_bytes()
+        with path.open("rb") as fh:
+            lines = NotesLines(fh, long_from=MAX_QUESTION_CHARS)
+            cards = parse_lines(lines, key)
     except OSError as exc:
-        raise IngestError(f"{path}: cannot read ({exc.strerror or exc})") from exc
-    if not data.strip():
-        raise IngestError(f"{path}: the file is empty")
-    try:
-        text, repaired = decode_notes_checked(data)
+        raise IngestError(f"{display_path(path)}: cannot read ({exc.strerror or exc})") from exc
     except NotesDecodeError as exc:
         raise IngestError(f"{path}: not a text notes file ({exc})") from exc
-    if not text.strip():
+    if not lines.has_text:
         raise IngestError(f"{path}: the file is empty")
-    return text, [f"{path}: {w}" for w in repaired]
+    return cards, [f"{path}: {w}" for w in lines.warnings + unread_questions(lines.long_lines, cards)]
 
 
 def _exists(root: Path) -> bool:
@@ -113,16 +113,15 @@ def collect(
             raise IngestError(f"{root}: no notes found (looked for {', '.join(NOTE_SUFFIXES)} files)")
         before = len(parsed)
         for f in files:
+            key = source_key(f, knowledge_dir)
             try:
-                text, repaired = _read(f)
+                cards, found = _parse(f, key)
             except IngestError as exc:
                 if explicit:
                     raise
                 warnings.append(f"skipped {exc}")
                 continue
-            key = source_key(f, knowledge_dir)
-            cards = parse_notes(text, key)
-            warnings += repaired + [f"{f}: {w}" for w in unread_questions(text, cards)]
+            warnings += found
             message = ""
             if not cards:
                 message = f"{f}: no questions found (questions are lines ending in '?', Q:/A: pairs, headings…)"

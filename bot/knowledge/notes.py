@@ -29,7 +29,7 @@ from bot.knowledge.cards import FLAG_IMPORTANT, FLAG_NO_ANSWER, Card, Source
 from bot.knowledge.text import decode_notes, display_question, is_shouted, normalize_for_search, question_key
 from bot.knowledge.topics import classify_topic
 
-__all__ = ["NOTE_SUFFIXES", "card_id", "parse_file", "parse_notes"]
+__all__ = ["MAX_QUESTION_CHARS", "NOTE_SUFFIXES", "card_id", "parse_file", "parse_lines", "parse_notes"]
 
 NOTE_SUFFIXES = (".txt", ".md", ".markdown")
 MAX_QUESTION_CHARS = 400  # a longer line ending in "?" is prose, not a question (ingest warns)
@@ -243,8 +243,7 @@ def _finish(open_: _Open) -> tuple[_Question, str, str, int, bool, str]:
     return open_.q, answer, _join(dropped), last, open_.important, open_.section
 
 
-def _scan(text: str) -> Iterator[tuple[_Question, str, str, int, bool, str]]:
-    lines = text.split("\n")
+def _scan(lines: Iterable[str]) -> Iterator[tuple[_Question, str, str, int, bool, str]]:
     current: _Open | None = None
     pending_important = False
     section = ""
@@ -300,9 +299,14 @@ def _scan(text: str) -> Iterator[tuple[_Question, str, str, int, bool, str]]:
 
 def parse_notes(text: str, source_key: str) -> list[Card]:
     """Parse decoded notes text into cards. ``source_key`` names the file in ids and sources."""
+    return parse_lines(text.split("\n"), source_key)
+
+
+def parse_lines(lines: Iterable[str], source_key: str) -> list[Card]:
+    """:func:`parse_notes` over lines as they are read (``bot.knowledge.reading``: bounded memory)."""
     cards: list[Card] = []
     seen: dict[str, int] = {}
-    for q, answer, extra, last, important, section in _scan(text):
+    for q, answer, extra, last, important, section in _scan(lines):
         key = question_key(q.text)
         occurrence = seen.get(key, 0)
         seen[key] = occurrence + 1

@@ -33,7 +33,7 @@ _BOMS = (
 
 
 def decode_notes(data: bytes) -> str:
-    """Decode a notes file: UTF-8 (with or without BOM), UTF-16 with BOM, else Windows-1252.
+    """Decode a notes file: UTF-8 (with or without BOM), UTF-16 with BOM, else Windows-1252 (per line).
 
     Line endings are normalised to ``\\n``. Binary data raises :class:`NotesDecodeError`.
     :func:`decode_notes_checked` also says what it had to repair.
@@ -41,64 +41,16 @@ def decode_notes(data: bytes) -> str:
     return decode_notes_checked(data)[0]
 
 
-# A multi-byte UTF-8 sequence: a file holding some is UTF-8 (damaged where it does not decode).
-_UTF8_MULTIBYTE = re.compile(rb"[\xc2-\xdf][\x80-\xbf]|[\xe0-\xef][\x80-\xbf]{2}|[\xf0-\xf4][\x80-\xbf]{3}")
-
-
-def _line_of(data: bytes | str, offset: int) -> int:
-    if isinstance(data, bytes):
-        return data.count(b"\n", 0, offset) + 1
-    return data.count("\n", 0, offset) + 1
-
-
 def decode_notes_checked(data: bytes) -> tuple[str, list[str]]:
-    """:func:`decode_notes`, plus a warning (naming the line) for each repair it made.
+    """:func:`decode_notes`, plus a warning (naming the line) for each repair it made
+    (the rules: :mod:`bot.knowledge.reading`, which reads files line by line)."""
+    import io
 
-    Invalid UTF-8 in a UTF-8 file is replaced with U+FFFD; a file with no UTF-8 at all is read as
-    Windows-1252 (the legacy encoding editors actually write); NUL bytes are removed. Each is
-    reported: the text is readable, but it is not quite what the file holds.
-    """
-    warnings: list[str] = []
-    text: str | None = None
-    for bom, codec in _BOMS:
-        if data.startswith(bom):
-            try:
-                text = data.decode(codec)
-            except UnicodeDecodeError as exc:
-                raise NotesDecodeError(f"starts with a {codec} byte-order mark but is not {codec}") from exc
-            break
-    if text is None:
-        if b"\x00" in data[:8192]:
-            raise NotesDecodeError("looks binary (contains NUL bytes)")
-        try:
-            text = data.decode("utf-8")
-        except UnicodeDecodeError as exc:
-            text, warning = _decode_damaged(data, exc)
-            warnings.append(warning)
-    text = text.replace("\r\n", "\n").replace("\r", "\n")
-    sample = text[:8192]
-    if sample:
-        controls = sum(1 for ch in sample if unicodedata.category(ch) == "Cc" and ch not in "\n\t\f\v")
-        if controls / len(sample) > 0.05:
-            raise NotesDecodeError("looks binary (too many control characters)")
-    nuls = text.count("\x00")
-    if nuls:
-        warnings.append(f"line {_line_of(text, text.index(chr(0)))}: {nuls} NUL byte(s) removed")
-        text = text.replace("\x00", "")
-    return text, warnings
+    from bot.knowledge.reading import NotesLines
 
-
-def _decode_damaged(data: bytes, exc: UnicodeDecodeError) -> tuple[str, str]:
-    line = _line_of(data, exc.start)
-    if _UTF8_MULTIBYTE.search(data):
-        text = data.decode("utf-8", errors="replace")
-        bad = text.count("\ufffd") - data.count("\ufffd".encode())
-        return text, f"line {line}: {bad} invalid UTF-8 byte sequence(s) replaced with \ufffd"
-    try:
-        text = data.decode("cp1252")
-    except UnicodeDecodeError:
-        text = data.decode("latin-1")  # never fails
-    return text, f"line {line}: not UTF-8; read as Windows-1252 (if characters look wrong, save the file as UTF-8)"
+    lines = NotesLines(io.BytesIO(data))
+    text = "\n".join(lines)
+    return text, lines.warnings
 
 
 _WS = re.compile(r"\s+")
