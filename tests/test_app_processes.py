@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import shutil
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -11,6 +13,7 @@ from bot.adapters.web import use_private_files_directory
 from tests.chainlit_client import AppServer, ChainlitClient
 from tests.conftest import REAL_NOTES
 
+NOTES = Path(__file__).parent / "data" / "notes"
 ANSWER = "Dropout randomly drops neurons during training so the network cannot co-adapt; it reduces overfitting."
 
 
@@ -65,3 +68,102 @@ async def test_stopping_one_app_leaves_another_from_the_same_folder_working(
     finally:
         first.cleanup()
         second.cleanup()
+
+
+@pytest.fixture
+def chroma_server(tmp_path: Path) -> Iterator[int]:
+    """A Chroma server (`chroma run`) on a free loopback port, its files in this test's temp dir."""
+    import subprocess
+    import sys
+    import time
+    import urllib.request
+
+    from tests.chainlit_client import free_port
+
+    port = free_port()
+    exe = Path(sys.executable).with_name("chroma")
+    log = (tmp_path / "chroma.log").open("wb")
+    proc = subprocess.Popen(
+        [str(exe), "run", "--path", str(tmp_path / "chroma-server"), "--host", "127.0.0.1", "--port", str(port)],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        env={**os.environ, "ANONYMIZED_TELEMETRY": "False"},
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/v2/heartbeat", timeout=1):
+                    break
+            except OSError:
+                if time.monotonic() > deadline or proc.poll() is not None:
+                    pytest.fail(f"chroma run did not start: {(tmp_path / 'chroma.log').read_text()[-2000:]}")
+                time.sleep(0.2)
+        yield port
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+        log.close()
+
+
+@pytest.mark.slow
+async def test_two_apps_on_one_chroma_server_and_one_postgres(
+    chroma_server: int, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Issue 14 (1), the multi-process mode: two `interview web` on one data folder, one Chroma
+    server, one PostgreSQL. A session started on one resumes on the other; cards ingested while
+    both run are asked by the other without a restart."""
+    from click.testing import CliRunner
+
+    from bot.adapters.cli import cli
+    from tests.db_fixtures import _postgres_schema_url
+
+    urls = _postgres_schema_url()
+    database_url = next(urls)
+    knowledge = tmp_path / "knowledge"
+    knowledge.mkdir()
+    shutil.copy(NOTES / "qa.txt", knowledge / "qa.txt")
+    env = {
+        "CHROMA_HOST": "127.0.0.1",
+        "CHROMA_PORT": str(chroma_server),
+        "DATABASE_URL": database_url,
+        "INTERVIEW_KNOWLEDGE_DIR": str(knowledge),
+        "INTERVIEW_GRADER": "offline",
+        "INTERVIEW_DATA_DIR": str(tmp_path / "data"),  # the same folder for both: no lock with a server
+    }
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    assert CliRunner().invoke(cli, ["ingest"], catch_exceptions=False).exit_code == 0
+    first = AppServer(env=env, cwd=tmp_path)
+    second = AppServer(env=env, cwd=tmp_path)
+    try:
+        first.start()
+        second.start()
+        async with ChainlitClient(first.url) as chat:
+            await chat.send("/drill 2")
+            await chat.wait_for("Question 1 of 2")
+            mark = chat.mark()
+            await chat.send(ANSWER)
+            await chat.wait_for("Question 2 of 2", after=mark)
+        async with ChainlitClient(second.url) as chat:
+            await chat.send("/resume")
+            await chat.wait_for("Question 2 of 2")
+            assert not chat.errors, chat.errors
+
+        (knowledge / "new.md").write_text(
+            "#IMPORTANT\nWhat is the multi-process canary concept?\nA card ingested while both apps run.\n",
+            encoding="utf-8",
+        )
+        result = CliRunner().invoke(cli, ["ingest"], catch_exceptions=False)
+        assert result.exit_code == 0, result.stderr
+        async with ChainlitClient(second.url) as chat:
+            await chat.send("/review 1")  # new cards, important first
+            await chat.wait_for("multi-process canary concept")
+            assert not chat.errors, chat.errors
+    except AssertionError as exc:
+        logs = f"first app:\n{first.output()[-3000:]}\nsecond app:\n{second.output()[-3000:]}"
+        raise AssertionError(f"{exc}\n{logs}") from exc
+    finally:
+        first.cleanup()
+        second.cleanup()
+        urls.close()

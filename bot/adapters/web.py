@@ -16,6 +16,10 @@ Chainlit keeps each session's files (the report download, the task list) under o
 ``<app root>/.files`` and deletes that whole folder when a server stops, so stopping one app broke
 every other app started from the same folder. Each server gets a private files folder instead
 (:func:`use_private_files_directory`), which Chainlit still removes when that server stops.
+
+Chainlit also reads ``DATABASE_URL`` as "store threads in this database with my own data layer"
+(asyncpg, its own tables). Here ``DATABASE_URL`` is the practice history's: Chainlit is given
+no data layer, so pointing the history at PostgreSQL does not break the app.
 """
 
 from __future__ import annotations
@@ -71,6 +75,11 @@ def use_private_files_directory() -> Path:
     return folder
 
 
+def _no_data_layer() -> None:
+    """Chainlit's data layer: none (the history is the app's own, see the module docstring)."""
+    return None
+
+
 def serve(host: str, port: int, *, app_path: Path | None = None) -> None:
     """Blocking: load ``bot/adapters/chainlit_app.py`` into Chainlit and serve it until interrupted."""
     os.environ["CHAINLIT_HOST"] = host
@@ -91,6 +100,8 @@ def serve(host: str, port: int, *, app_path: Path | None = None) -> None:
     load_module(config.run.module_name)
     if not (config.code.on_message and config.code.on_chat_start):
         raise RuntimeError(f"{target} defines no Chainlit handlers")
+    if config.code.data_layer is None:
+        config.code.data_layer = _no_data_layer  # not Chainlit's own from DATABASE_URL
     ensure_jwt_secret()  # type: ignore[no-untyped-call]
     init_markdown(config.root)
     uvicorn.run(app, host=host, port=port, log_level="error", ws_per_message_deflate=False, loop="auto")
