@@ -34,7 +34,7 @@ _KILLED_INGEST = textwrap.dedent(
         if len(calls) >= after:
             os._exit(137)
 
-    def before_the_journal(self, change):
+    def before_the_journal(self, records, deletes):
         os._exit(137)
 
     if after == 0:  # killed after embedding, before anything is written

@@ -20,7 +20,7 @@ import numpy as np
 from bot.grading.base import GradeRequest
 from bot.knowledge.cards import Card
 from bot.retrieval.embeddings import Embedder
-from bot.retrieval.journal import Change, Journal
+from bot.retrieval.journal import Journal, apply
 
 if TYPE_CHECKING:
     from bot.settings import Settings
@@ -229,18 +229,17 @@ class CardStore:
                 progress(min(start + _BATCH, total), total)
         if progress is not None and total == 0:
             progress(0, 0)
-        change = Change(
-            ids=[c.id for c, _, _ in to_write],
-            embeddings=np.concatenate(vectors) if vectors else np.zeros((0, 0), dtype=np.float32),
-            documents=[c.search_text() for c, _, _ in to_write],
-            metadatas=[_metadata(c, f, h) for c, f, h in to_write],
-            deletes=report.removed,
-        )
-        if change.ids or change.deletes:
-            if self._journal is not None:
-                self._journal.write(change)  # from here on the write completes, even if this process dies
-            change.apply(self._collection, _BATCH)
-            if self._journal is not None:
+        embeddings = np.concatenate(vectors) if vectors else np.zeros((0, 0), dtype=np.float32)
+        records = (
+            (card.id, vector, card.search_text(), _metadata(card, source_file, digest))
+            for (card, source_file, digest), vector in zip(to_write, embeddings, strict=True)
+        )  # generated a record at a time: the journal and Chroma take them in batches
+        if to_write or report.removed:
+            if self._journal is None:
+                apply(self._collection, records, report.removed, _BATCH)
+            else:
+                self._journal.write(records, report.removed)  # from here on the write completes, even if we die
+                self._journal.apply(self._collection, _BATCH)
                 self._journal.done()
             self._bump_stamp()
         return report

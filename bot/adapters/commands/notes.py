@@ -79,8 +79,11 @@ def cards(paths: tuple[str, ...], as_json: bool) -> None:
     for warning in warnings:
         click.echo(f"warning: {warning}", err=True)
     all_cards = [c for p in parsed for c in p.cards]
-    if as_json:
-        click.echo(json.dumps([c.to_public_json() for c in all_cards], ensure_ascii=False, indent=2))
+    if as_json:  # a card at a time: the whole array as one string would double the memory
+        click.echo("[")
+        for i, c in enumerate(all_cards):
+            click.echo(("," if i else "") + json.dumps(c.to_public_json(), ensure_ascii=False, indent=2))
+        click.echo("]")
         return
     for c in all_cards:
         flags = f" [{', '.join(c.flags)}]" if c.flags else ""
