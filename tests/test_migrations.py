@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import sqlite3
 import threading
+import traceback
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import closing
@@ -224,7 +225,7 @@ def _open_new_history_repeatedly(args: tuple[str, int, Any]) -> list[str]:
             with History(f"sqlite:///{folder}/history-{i}.sqlite3") as history:
                 history.ensure_user("alice")
         except Exception as exc:  # the defect: 'database is locked' during table creation
-            errors.append(f"{type(exc).__name__}: {exc}")
+            errors.append(traceback.format_exc()[-2500:])
     return errors
 
 
