@@ -224,7 +224,7 @@ def _open_new_history_repeatedly(args: tuple[str, int, Any]) -> list[str]:
         try:
             with History(f"sqlite:///{folder}/history-{i}.sqlite3") as history:
                 history.ensure_user("alice")
-        except Exception as exc:  # the defect: 'database is locked' during table creation
+        except Exception:  # the defect: 'database is locked' during table creation
             errors.append(traceback.format_exc()[-2500:])
     return errors
 
