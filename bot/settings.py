@@ -121,6 +121,18 @@ class Settings(BaseSettings):
     collection: str = Field(
         "cards", validation_alias=_env("INTERVIEW_COLLECTION"), description="Chroma collection name prefix."
     )
+    lock_wait: float = Field(
+        60.0,
+        ge=0,
+        validation_alias=_env("INTERVIEW_LOCK_WAIT"),
+        description="Seconds a CLI write (ingest) waits for the app that owns the embedded data folder; 0 = refuse.",
+    )
+    max_cards_per_file: int = Field(
+        20_000,
+        ge=1,
+        validation_alias=_env("INTERVIEW_MAX_CARDS_PER_FILE"),
+        description="Notes files with more questions than this are refused (skipped in a folder): split or raise.",
+    )
     related_k: int = Field(
         3, ge=0, le=20, validation_alias=_env("INTERVIEW_RELATED_K"), description="Related passages per card."
     )

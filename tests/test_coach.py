@@ -9,6 +9,7 @@ import pytest
 
 from bot.practice.coach import Coach, parse_start
 from bot.practice.session import Mode, SessionConfig
+from bot.settings import Settings
 
 TOPICS = ["GenAI & LLMs", "NLP & embeddings", "Transformers & attention"]
 
@@ -170,3 +171,23 @@ async def test_a_session_grades_against_its_users_rubric(seeded: Path) -> None:
     session = coach.new_session(SessionConfig(n_questions=1), cards=[card], user="ann")
     retrieval = await session.deps.retrieve(card)
     assert retrieval.rubric is not None and retrieval.rubric.compiled_by == "user"
+
+
+async def test_cards_another_process_ingests_are_asked_from_the_next_session(
+    seeded: Path, tmp_path: Path, local_embedder: Any
+) -> None:
+    """Issue 14 (1): a running app never saw cards another process ingested."""
+    from bot.knowledge.ingest import ingest
+    from bot.retrieval.store import CardStore, make_chroma_client
+
+    settings = Settings()
+    coach = Coach.open(settings, history=False)
+    before = {c.id for c in coach.cards()}
+    assert not coach.refresh()  # nothing changed: the cache stays
+    notes = tmp_path / "new.md"
+    notes.write_text("What is a brand-new concept?\nOne added while the app runs.\n", encoding="utf-8")
+    other = CardStore(make_chroma_client(settings), local_embedder, prefix=settings.collection)  # "another process"
+    ingest([notes], other, tmp_path)
+    session = await coach.start(SessionConfig(n_questions=len(before) + 1))
+    assert {q.card.id for q in session.questions} - before  # the new card is in this session
+    assert len(coach.cards()) == len(before) + 1

@@ -252,3 +252,15 @@ def test_importing_model_export_does_not_import_torch() -> None:
     )
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() == "False"
+
+
+def test_long_texts_are_embedded_in_smaller_batches_to_bound_memory() -> None:
+    """Issue 14 (8): 32 texts of 256 tokens per ONNX run peaked at ~670 MB."""
+    from bot.retrieval.embeddings import ATTENTION_BUDGET, MAX_SEQ_LENGTH, _batches
+
+    lengths = [256] * 10 + [128] * 20 + [16] * 70
+    chunks = list(_batches(list(range(100)), lengths, 32))
+    assert [i for c in chunks for i in c] == list(range(100))  # every text once, order kept
+    assert all(len(c) * max(lengths[i] for i in c) ** 2 <= ATTENTION_BUDGET for c in chunks)
+    assert [len(c) for c in chunks][:3] == [4, 4, 4] and ATTENTION_BUDGET == 4 * MAX_SEQ_LENGTH**2
+    assert max(len(c) for c in chunks) == 32  # short texts still go 32 at a time

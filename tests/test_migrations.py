@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import sqlite3
 import threading
+import traceback
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import closing
@@ -213,3 +214,34 @@ def test_interview_db_upgrade_and_current(isolated_state: Path) -> None:
         con.execute("UPDATE alembic_version SET version_num = '9999'")
     code, _, err = run("db", "upgrade")
     assert code == 1 and "schema revision '9999'" in err and "upgrade interview-coach" in err
+
+
+def _open_new_history_repeatedly(args: tuple[str, int, Any]) -> list[str]:
+    """One process of the race below: wait for the others, then open fresh databases ``opens`` times."""
+    folder, opens, barrier = args
+    errors: list[str] = []
+    for i in range(opens):
+        barrier.wait()  # every process opens database i at the same instant
+        try:
+            with History(f"sqlite:///{folder}/history-{i}.sqlite3") as history:
+                history.ensure_user("alice")
+        except Exception:  # the defect: 'database is locked' during table creation
+            errors.append(traceback.format_exc()[-2500:])
+    return errors
+
+
+def test_processes_opening_a_new_history_file_at_once_never_see_database_is_locked(tmp_path: Path) -> None:
+    """Issue 14 (3): four processes, ten new history files, each opened by all four at the same instant."""
+    import multiprocessing
+
+    processes, opens = 4, 10
+    context = multiprocessing.get_context("spawn")
+    with context.Manager() as manager:
+        barrier = manager.Barrier(processes)
+        with context.Pool(processes) as pool:
+            results = pool.map(_open_new_history_repeatedly, [(str(tmp_path), opens, barrier)] * processes)
+    errors = [e for r in results for e in r]
+    assert errors == []
+    for i in range(opens):
+        dump = _dump(f"sqlite:///{tmp_path}/history-{i}.sqlite3")
+        assert dump["alembic_version"] == [(migrate.head_revision(),)] and len(dump["users"]) == 1

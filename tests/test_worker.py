@@ -89,3 +89,18 @@ def json_reply() -> Any:
     import json
 
     return json.loads(reply(("hit", "missed"), correctness=3, depth=1))
+
+
+async def test_stopping_the_worker_leaves_no_folder_behind(model: FakeOpenAI, worker: GraderWorker) -> None:
+    """Issue 14 (9): empty /tmp/interview-grader-* folders were left behind."""
+    await worker.wait_ready()
+    folder = worker.socket_path.parent
+    assert folder.name.startswith("interview-grader-") and folder.is_dir()
+    worker.stop()
+    assert not folder.exists()
+
+
+def test_a_worker_never_started_leaves_no_folder_behind(tmp_path: Path) -> None:
+    worker = GraderWorker(object(), socket_dir=tmp_path)  # type: ignore[arg-type]
+    worker.stop()
+    assert list(tmp_path.iterdir()) == []

@@ -11,6 +11,15 @@ Chainlit's ``Message`` and ``Step`` constructors also call ``time.sleep(0.001)``
 their timestamps), which blocks the shared event loop for every user, six or seven times per
 answer. Timestamps have microsecond resolution, so the sleep is dropped here (measured with
 ``bench/bench_app.py``: 50 concurrent answers wait ~0.4 s less).
+
+Chainlit keeps each session's files (the report download, the task list) under one
+``<app root>/.files`` and deletes that whole folder when a server stops, so stopping one app broke
+every other app started from the same folder. Each server gets a private files folder instead
+(:func:`use_private_files_directory`), which Chainlit still removes when that server stops.
+
+Chainlit also reads ``DATABASE_URL`` as "store threads in this database with my own data layer"
+(asyncpg, its own tables). Here ``DATABASE_URL`` is the practice history's: Chainlit is given
+no data layer, so pointing the history at PostgreSQL does not break the app.
 """
 
 from __future__ import annotations
@@ -18,12 +27,13 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import tempfile
 import time
 import types
 from pathlib import Path
 from typing import Any
 
-__all__ = ["guard", "limit_message_size", "serve", "unblock_chainlit_constructors"]
+__all__ = ["guard", "limit_message_size", "serve", "unblock_chainlit_constructors", "use_private_files_directory"]
 
 
 def _no_sleep(seconds: float) -> None:
@@ -53,6 +63,26 @@ def unblock_chainlit_constructors() -> None:
             module.time = _time_without_sleep()  # type: ignore[attr-defined]
 
 
+def use_private_files_directory() -> Path:
+    """Point Chainlit at a new folder of this process's own for session files; returns it.
+
+    ``chainlit.config.FILES_DIRECTORY`` is read by sessions at use, and ``chainlit.server`` copied
+    it at import (its shutdown removes that copy): both are replaced.
+    """
+    import chainlit.config
+    import chainlit.server
+
+    folder = Path(tempfile.mkdtemp(prefix="interview-files-"))
+    chainlit.config.FILES_DIRECTORY = folder
+    chainlit.server.FILES_DIRECTORY = folder  # type: ignore[attr-defined]
+    return folder
+
+
+def _no_data_layer() -> None:
+    """Chainlit's data layer: none (the history is the app's own, see the module docstring)."""
+    return None
+
+
 def serve(host: str, port: int, *, app_path: Path | None = None) -> None:
     """Blocking: load ``bot/adapters/chainlit_app.py`` into Chainlit and serve it until interrupted."""
     os.environ["CHAINLIT_HOST"] = host
@@ -64,6 +94,7 @@ def serve(host: str, port: int, *, app_path: Path | None = None) -> None:
     from chainlit.server import app
 
     unblock_chainlit_constructors()
+    use_private_files_directory()
     target = app_path or Path(__file__).with_name("chainlit_app.py")
     config.run.host = host
     config.run.port = port
@@ -72,6 +103,8 @@ def serve(host: str, port: int, *, app_path: Path | None = None) -> None:
     load_module(config.run.module_name)
     if not (config.code.on_message and config.code.on_chat_start):
         raise RuntimeError(f"{target} defines no Chainlit handlers")
+    if config.code.data_layer is None:
+        config.code.data_layer = _no_data_layer  # not Chainlit's own from DATABASE_URL
     ensure_jwt_secret()  # type: ignore[no-untyped-call]
     init_markdown(config.root)
     guarded = guard(app)

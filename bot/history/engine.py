@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import contextlib
 import os
+import sqlite3
+import time
 from pathlib import Path
 from typing import Any
 
@@ -55,7 +57,7 @@ def _sqlite_engine(url: URL, busy_timeout_ms: int) -> Engine:
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
         dbapi_connection.isolation_level = None  # we emit BEGIN ourselves (below)
         cursor = dbapi_connection.cursor()
-        cursor.execute("PRAGMA journal_mode=WAL")
+        _set_wal(cursor, busy_timeout_ms / 1000)
         # WAL + NORMAL: a commit is durable once it returns as far as the process is concerned
         # (a killed or crashed process loses nothing committed); only a power cut can drop the
         # last transactions. It spares an fsync per commit, which 50 grading sessions feel.
@@ -74,7 +76,29 @@ def _sqlite_engine(url: URL, busy_timeout_ms: int) -> Engine:
     return engine
 
 
+def _set_wal(cursor: Any, timeout_s: float) -> None:
+    """``PRAGMA journal_mode=WAL``, retried while another process holds the file.
+
+    Switching a new database to WAL answers "database is locked" at once, without the busy
+    handler, while another process is doing the same (four processes opening a new history
+    file: issue 14). The mode is persistent, so only a new file's first opens ever retry.
+    """
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            cursor.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if not _locked_text(str(exc)) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.01)
+
+
+def _locked_text(text: str) -> bool:
+    text = text.lower()
+    return "database is locked" in text or "database table is locked" in text or "busy" in text
+
+
 def is_locked(exc: OperationalError) -> bool:
     """Whether ``exc`` is SQLite saying another writer holds the database (worth a retry)."""
-    text = str(exc.orig).lower() if exc.orig is not None else str(exc).lower()
-    return "database is locked" in text or "database table is locked" in text or "busy" in text
+    return _locked_text(str(exc.orig) if exc.orig is not None else str(exc))

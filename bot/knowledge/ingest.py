@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from bot.knowledge.cards import FLAG_GENERATED, Card
+from bot.knowledge.checks import display_path
 from bot.knowledge.importers import SUFFIXES, Imported, ImportFailed, load, note_files
 from bot.retrieval.store import SHARED, CardStore
 
@@ -80,20 +81,31 @@ def _unquestioned(imported: Imported) -> tuple[str, ...]:
     return tuple(f"{imported.where(lo)}" + (f" ({lo.section})" if lo.section else "") for lo in imported.leftovers)
 
 
-def collect(paths: Sequence[Path], knowledge_dir: Path) -> tuple[list[ParsedFile], list[str]]:
+def _exists(root: Path) -> bool:
+    try:
+        return root.exists()
+    except OSError as exc:  # e.g. a path over the system's limit (4,096 characters on Linux)
+        raise IngestError(f"{display_path(root)}: {exc.strerror or exc}") from exc
+
+
+def collect(
+    paths: Sequence[Path], knowledge_dir: Path, *, max_cards: int | None = None
+) -> tuple[list[ParsedFile], list[str]]:
     """Parse every note file under ``paths``.
 
     A file named explicitly must be readable notes with at least one question; inside a folder,
     empty, binary or question-less files are skipped with a warning. A folder (or the whole
-    input) with no questions at all is an error. Formats: see :mod:`bot.knowledge.importers`.
+    input) with no questions at all is an error. A file with more than ``max_cards`` questions is
+    refused the same way (named: an error; in a folder: skipped with a warning). Formats: see
+    :mod:`bot.knowledge.importers`.
     """
     if not paths:
         raise IngestError("no paths given")
     parsed: list[ParsedFile] = []
     warnings: list[str] = []
     for root in paths:
-        if not root.exists():
-            raise IngestError(f"{root}: no such file or directory")
+        if not _exists(root):
+            raise IngestError(f"{display_path(root)}: no such file or directory")
         explicit = root.is_file()
         files = list(note_files(root))
         if root.is_dir() and not files:
@@ -108,11 +120,19 @@ def collect(paths: Sequence[Path], knowledge_dir: Path) -> tuple[list[ParsedFile
                     raise IngestError(str(exc)) from exc
                 warnings.append(f"skipped {exc}")
                 continue
+            warnings += [f"{f}: {w}" for w in imported.warnings]
+            message = ""
             if not imported.cards:
                 message = (
                     f"{f}: no questions found (questions are lines ending in '?', Q:/A: pairs, headings, "
                     "'Term: definition' lines…)"
                 )
+            elif max_cards is not None and len(imported.cards) > max_cards:
+                message = (
+                    f"{f}: {len(imported.cards):,} questions, over the limit of {max_cards:,} per file "
+                    "(INTERVIEW_MAX_CARDS_PER_FILE): split the file or raise the limit"
+                )
+            if message:
                 if explicit:
                     raise IngestError(message)
                 warnings.append(f"skipped {message}")
@@ -134,6 +154,7 @@ def ingest(
     collected: tuple[list[ParsedFile], list[str]] | None = None,
     started: float | None = None,
     owner: str = SHARED,
+    max_cards: int | None = None,
 ) -> IngestSummary:
     """Parse ``paths`` and sync their cards into the store (incremental and idempotent).
 
@@ -143,7 +164,7 @@ def ingest(
     ``owner``: who sees the cards (everyone by default; a user's name for their own uploads).
     """
     started = time.perf_counter() if started is None else started
-    parsed, warnings = collected if collected is not None else collect(paths, knowledge_dir)
+    parsed, warnings = collected if collected is not None else collect(paths, knowledge_dir, max_cards=max_cards)
     cards = [c for p in parsed for c in p.cards]
 
     def gone(meta: dict[str, Any]) -> bool:

@@ -34,7 +34,9 @@ from bot.knowledge.concepts import concept_question, is_imperative, is_term, mat
 from bot.knowledge.text import decode_notes, display_question, is_shouted, normalize_for_search, question_key
 from bot.knowledge.topics import classify_topic
 
-__all__ = ["Leftover", "card_id", "parse_file", "parse_notes"]
+__all__ = ["MAX_QUESTION_CHARS", "Leftover", "card_id", "parse_file", "parse_notes"]
+
+MAX_QUESTION_CHARS = 400  # a longer line ending in "?" is prose, not a question (ingest warns)
 
 _HEADING = re.compile(r"^(#{1,6})\s+(.+?)\s*#*\s*$")
 _TAG_LINE = re.compile(r"^#(?![#\s])(.+)$")
@@ -138,7 +140,7 @@ def _match_question(line: str) -> _Question | None:
     plain = _IMPORTANT_INLINE.sub("", body).strip()
     if body.rstrip().endswith("?:"):
         return None  # "Why Feature Extraction?:" — a sub-heading inside a pasted answer
-    if _ENDS_WITH_QUESTION.search(plain) and re.search(r"[^\W\d_]", plain) and len(plain) <= 400:
+    if _ENDS_WITH_QUESTION.search(plain) and re.search(r"[^\W\d_]", plain) and len(plain) <= MAX_QUESTION_CHARS:
         return _Question(body, 0, important=important)
     m = _INLINE_TERM.match(plain)
     if m and not bold:

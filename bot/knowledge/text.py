@@ -12,6 +12,7 @@ import unicodedata
 __all__ = [
     "NotesDecodeError",
     "decode_notes",
+    "decode_notes_checked",
     "display_question",
     "is_shouted",
     "normalize_for_search",
@@ -32,36 +33,24 @@ _BOMS = (
 
 
 def decode_notes(data: bytes) -> str:
-    """Decode a notes file: UTF-8 (with or without BOM), UTF-16 with BOM, else latin-1.
+    """Decode a notes file: UTF-8 (with or without BOM), UTF-16 with BOM, else Windows-1252 (per line).
 
     Line endings are normalised to ``\\n``. Binary data raises :class:`NotesDecodeError`.
+    :func:`decode_notes_checked` also says what it had to repair.
     """
-    text: str | None = None
-    for bom, codec in _BOMS:
-        if data.startswith(bom):
-            try:
-                text = data.decode(codec)
-            except UnicodeDecodeError as exc:
-                raise NotesDecodeError(f"starts with a {codec} byte-order mark but is not {codec}") from exc
-            break
-    if text is None:
-        if b"\x00" in data[:8192]:
-            raise NotesDecodeError("looks binary (contains NUL bytes)")
-        try:
-            text = data.decode("utf-8")
-        except UnicodeDecodeError:
-            # cp1252 is the latin-1 superset editors actually write; plain latin-1 never fails.
-            try:
-                text = data.decode("cp1252")
-            except UnicodeDecodeError:
-                text = data.decode("latin-1")
-    text = text.replace("\r\n", "\n").replace("\r", "\n")
-    sample = text[:8192]
-    if sample:
-        controls = sum(1 for ch in sample if unicodedata.category(ch) == "Cc" and ch not in "\n\t\f\v")
-        if controls / len(sample) > 0.05:
-            raise NotesDecodeError("looks binary (too many control characters)")
-    return text
+    return decode_notes_checked(data)[0]
+
+
+def decode_notes_checked(data: bytes) -> tuple[str, list[str]]:
+    """:func:`decode_notes`, plus a warning (naming the line) for each repair it made
+    (the rules: :mod:`bot.knowledge.reading`, which reads files line by line)."""
+    import io
+
+    from bot.knowledge.reading import NotesLines
+
+    lines = NotesLines(io.BytesIO(data))
+    text = "\n".join(lines)
+    return text, lines.warnings
 
 
 _WS = re.compile(r"\s+")

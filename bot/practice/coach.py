@@ -94,6 +94,7 @@ class Coach:
         self._library: Library | None = None
         self._rephraser: Rephraser | None = None
         self.rubrics = RubricBook(settings.data_dir / "rubrics")
+        self._stamp: str | None = None  # the store's stamp when the cards were last read
 
     @classmethod
     def open(
@@ -116,8 +117,10 @@ class Coach:
         store.backfill_owner()  # a store written before owners existed: its cards are everyone's
         if ingest_if_empty and store.count() == 0:
             from bot.knowledge.ingest import ingest
+            from bot.retrieval.lock import data_lock
 
-            ingest([settings.knowledge_dir], store, settings.knowledge_dir)
+            with data_lock(settings, wait=settings.lock_wait):  # a write: the folder's owner only
+                ingest([settings.knowledge_dir], store, settings.knowledge_dir, max_cards=settings.max_cards_per_file)
         grader = build_grader(settings, store.embedder, mode=mode, worker=worker)
         if wrap is not None:
             grader = wrap(grader)
@@ -151,8 +154,18 @@ class Coach:
         """The cards ``user`` sees (all cards when None), cached until :meth:`invalidate`."""
         owners = self.owners(user)
         if owners not in self._cards:
+            if not self._cards:
+                self._stamp = self.store.stamp()
             self._cards[owners] = self.store.all_cards(owners)
         return self._cards[owners]
+
+    def refresh(self) -> bool:
+        """Forget the cached cards if the store changed since they were read (another process
+        ingested); True if so. Cheap: one small read, done at each session start."""
+        if not self._cards or self.store.stamp() == self._stamp:
+            return False
+        self.invalidate()
+        return True
 
     def topics(self, user: str | None = None) -> list[str]:
         """Topics, largest first (computed once: every chat message consults them)."""
@@ -226,6 +239,7 @@ class Coach:
         question. ``review``: due cards first (most overdue first), then new ones, important first."""
         rng = rng or random.Random()
         now = (clock or _now)()
+        await asyncio.to_thread(self.refresh)
         if self.history is None:
             return self.new_session(config, rng=rng, clock=clock, user=user)
         uid = await self.history.arun(self.history.ensure_user, user)
@@ -294,6 +308,7 @@ class Coach:
         self, user: str = LOCAL_USER, *, clock: Callable[[], datetime] | None = None
     ) -> tuple[InterviewSession, int] | None:
         """Rebuild the user's unfinished session at its next question (browser reload, new process)."""
+        await asyncio.to_thread(self.refresh)
         info = await self.resumable(user)
         if info is None:
             return None

@@ -22,6 +22,7 @@ from bot.grading.base import GradeRequest
 from bot.grading.rubric import Rubric
 from bot.knowledge.cards import Card
 from bot.retrieval.embeddings import Embedder
+from bot.retrieval.journal import Journal, apply
 
 if TYPE_CHECKING:
     from bot.settings import Settings
@@ -135,9 +136,10 @@ class SyncReport:
 class CardStore:
     """Cards in Chroma. Construct with a client; see :func:`bot.retrieval.store.open_store`."""
 
-    def __init__(self, client: Any, embedder: Embedder, prefix: str = "cards") -> None:
+    def __init__(self, client: Any, embedder: Embedder, prefix: str = "cards", journal: Journal | None = None) -> None:
         self._client = client
         self._embedder = embedder
+        self._journal = journal
         self._name = collection_name(prefix, embedder.model_id)
         self._collection = client.get_or_create_collection(
             name=self._name,
@@ -152,6 +154,36 @@ class CardStore:
     @property
     def embedder(self) -> Embedder:
         return self._embedder
+
+    def recover(self) -> bool:
+        """Complete a write that a killed ingest left in the journal (True if there was one)."""
+        if self._journal is None or not self._journal.recover(self._collection, _BATCH):
+            return False
+        self._bump_stamp()
+        return True
+
+    def _bump_stamp(self) -> None:
+        import uuid
+
+        stamps = self._client.get_or_create_collection(name=f"{self._name}-stamp", embedding_function=None)
+        stamps.upsert(ids=["stamp"], embeddings=[[0.0]], documents=[uuid.uuid4().hex])
+
+    def stamp(self) -> str:
+        """Changes whenever the cards change, in any process (cheap: processes compare it per session).
+
+        The count, and a generation every sync that writes renews (in a one-record collection beside
+        the cards; read only here, so readers never write)."""
+        from chromadb.errors import NotFoundError
+
+        try:
+            got = self._client.get_collection(f"{self._name}-stamp").get(ids=["stamp"], include=["documents"])
+            generation = (got.get("documents") or [""])[0]
+        except NotFoundError:
+            generation = ""
+        return f"{self.count()}:{generation}"
+
+    def needs_recovery(self) -> bool:
+        return self._journal is not None and self._journal.pending()
 
     def count(self) -> int:
         return int(self._collection.count())
@@ -176,8 +208,10 @@ class CardStore:
         is unchanged are not re-embedded. ``owner``: who sees the written cards (:data:`SHARED`: every
         user; else one user's own notes). ``prune(metadata)`` may mark records of *other* sources
         for removal (e.g. their file was deleted). Embeddings are computed before anything is
-        written, so a failure leaves the store as it was.
+        written, so a failure leaves the store as it was; with a journal, the write itself is all or
+        nothing (a killed process's write is completed on the next open: :mod:`bot.retrieval.journal`).
         """
+        self.recover()  # a killed ingest's write first: the diff below is against a whole state
         report = SyncReport()
         existing = self._existing()
         wanted: dict[str, tuple[Card, str]] = {}
@@ -215,18 +249,19 @@ class CardStore:
                 progress(min(start + _BATCH, total), total)
         if progress is not None and total == 0:
             progress(0, 0)
-        for start in range(0, total, _BATCH):
-            chunk = to_write[start : start + _BATCH]
-            emb = vectors[start // _BATCH]
-            self._collection.upsert(
-                ids=[c.id for c, _, _ in chunk],
-                embeddings=[row.tolist() for row in emb],
-                documents=[c.search_text() for c, _, _ in chunk],
-                metadatas=[_metadata(c, f, h, owner) for c, f, h in chunk],
-            )
-        if report.removed:
-            for start in range(0, len(report.removed), _BATCH):
-                self._collection.delete(ids=report.removed[start : start + _BATCH])
+        embeddings = np.concatenate(vectors) if vectors else np.zeros((0, 0), dtype=np.float32)
+        records = (
+            (card.id, vector, card.search_text(), _metadata(card, source_file, digest, owner))
+            for (card, source_file, digest), vector in zip(to_write, embeddings, strict=True)
+        )  # generated a record at a time: the journal and Chroma take them in batches
+        if to_write or report.removed:
+            if self._journal is None:
+                apply(self._collection, records, report.removed, _BATCH)
+            else:
+                self._journal.write(records, report.removed)  # from here on the write completes, even if we die
+                self._journal.apply(self._collection, _BATCH)
+                self._journal.done()
+            self._bump_stamp()
         return report
 
     # -- reading -------------------------------------------------------------------------------
@@ -348,5 +383,13 @@ def make_chroma_client(settings: Settings) -> Any:
 def open_store(settings: Settings, embedder: Embedder | None = None) -> CardStore:
     """The configured store, with the configured embedder unless one is given."""
     from bot.retrieval.embeddings import make_embedder
+    from bot.retrieval.lock import data_lock
 
-    return CardStore(make_chroma_client(settings), embedder or make_embedder(settings), prefix=settings.collection)
+    embedder = embedder or make_embedder(settings)
+    name = collection_name(settings.collection, embedder.model_id)
+    journal = Journal(settings.data_dir / f"ingest-journal-{name}.npz")
+    store = CardStore(make_chroma_client(settings), embedder, prefix=settings.collection, journal=journal)
+    if store.needs_recovery():  # an ingest was killed mid-write: finish it before anyone reads
+        with data_lock(settings, wait=settings.lock_wait):
+            store.recover()
+    return store

@@ -34,12 +34,17 @@ def web(host: str | None, port: int | None) -> None:
 
     from bot.adapters.web import serve
     from bot.history.users import auth_enabled
+    from bot.retrieval.lock import DataDirBusy, data_lock
 
     settings = get_settings()
     if auth_enabled(settings) and not os.environ.get("CHAINLIT_AUTH_SECRET"):
         os.environ["CHAINLIT_AUTH_SECRET"] = _auth_secret(settings)
-    click.echo(f"Starting the app on http://{host or settings.host}:{port or settings.port}", err=True)
-    serve(host or settings.host, port or settings.port)
+    try:
+        with data_lock(settings, command="interview web"):  # one app per embedded data folder
+            click.echo(f"Starting the app on http://{host or settings.host}:{port or settings.port}", err=True)
+            serve(host or settings.host, port or settings.port)
+    except DataDirBusy as exc:
+        raise click.ClickException(str(exc)) from exc
 
 
 def _auth_secret(settings: Settings) -> str:

@@ -14,6 +14,7 @@ from bot.settings import Settings
 __all__ = [
     "NOW_OPTION",
     "BadInput",
+    "ProgressLines",
     "ServiceUnavailable",
     "history_user",
     "known_cards",
@@ -36,16 +37,41 @@ class ServiceUnavailable(click.ClickException):
 
 
 @contextlib.contextmanager
-def progress_bar(label: str) -> Iterator[Callable[[int, int], None]]:
-    """A transient progress bar on stderr (hidden when stderr is not a terminal)."""
+def progress_bar(label: str, unit: str = "items") -> Iterator[Callable[[int, int], None]]:
+    """Progress on stderr: a transient bar on a terminal, else a line per 5% with the rate (logs, CI)."""
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     console = Console(stderr=True)
+    if not console.is_terminal:
+        yield ProgressLines(label, unit)
+        return
     columns = (TextColumn(label), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
-    with Progress(*columns, console=console, transient=True, disable=not console.is_terminal) as bar:
+    with Progress(*columns, console=console, transient=True) as bar:
         task = bar.add_task(label, total=None)
         yield lambda done, total: bar.update(task, completed=done, total=total)
+
+
+class ProgressLines:
+    """``label: done/total (pct%, rate unit/s)`` on stderr, at the first call, every 5% and at the end."""
+
+    STEP = 0.05
+
+    def __init__(self, label: str, unit: str, clock: Callable[[], float] | None = None) -> None:
+        import time
+
+        self._label, self._unit = label, unit
+        self._clock = clock or time.perf_counter
+        self._started = self._clock()
+        self._shown = -1.0
+
+    def __call__(self, done: int, total: int) -> None:
+        share = done / total if total else 1.0
+        if self._shown >= 0 and share < 1.0 and share - self._shown < self.STEP:
+            return
+        self._shown = share
+        elapsed = max(self._clock() - self._started, 1e-9)
+        click.echo(f"{self._label}: {done:,}/{total:,} ({share:.0%}, {done / elapsed:,.1f} {self._unit}/s)", err=True)
 
 
 def note_paths(settings: Settings, paths: Sequence[str]) -> list[Path]:
@@ -90,7 +116,7 @@ def known_cards(settings: Settings) -> list[Any]:
     from bot.knowledge.ingest import IngestError, collect
 
     try:
-        parsed, _ = collect([settings.knowledge_dir], settings.knowledge_dir)
+        parsed, _ = collect([settings.knowledge_dir], settings.knowledge_dir, max_cards=settings.max_cards_per_file)
     except IngestError:
         return []
     return [c for p in parsed for c in p.cards]

@@ -131,7 +131,7 @@ def eval_command(
     from bot.evaluation.runner import evaluate
 
     try:
-        with progress_bar("grading") as progress:
+        with progress_bar("grading", "answers") as progress:
             run = evaluate(
                 Path(dataset or ""),
                 grader,

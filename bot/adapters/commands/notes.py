@@ -25,24 +25,30 @@ def ingest(paths: tuple[str, ...], as_json: bool) -> None:
     from bot.knowledge.ingest import IngestError, collect
     from bot.knowledge.ingest import ingest as run_ingest
     from bot.retrieval.embeddings import EmbeddingModelMissing
+    from bot.retrieval.lock import DataDirBusy, data_lock
     from bot.retrieval.store import open_store
 
     settings = get_settings()
     targets = note_paths(settings, paths)
     try:
         started = time.perf_counter()
-        collected = collect(targets, settings.knowledge_dir)  # validate before opening (and creating) the store
+        collected = collect(
+            targets, settings.knowledge_dir, max_cards=settings.max_cards_per_file
+        )  # validate before opening (and creating) the store
     except IngestError as exc:
         raise BadInput(str(exc)) from exc
     try:
-        store = open_store(settings)
-        with progress_bar("embedding cards") as progress:
+        with (
+            data_lock(settings, wait=settings.lock_wait, on_wait=lambda m: click.echo(m, err=True)),
+            progress_bar("embedding cards", "cards") as progress,
+        ):
+            store = open_store(settings)
             summary = run_ingest(
                 targets, store, settings.knowledge_dir, progress=progress, collected=collected, started=started
             )
     except IngestError as exc:
         raise BadInput(str(exc)) from exc
-    except EmbeddingModelMissing as exc:
+    except (EmbeddingModelMissing, DataDirBusy) as exc:
         raise click.ClickException(str(exc)) from exc
     for warning in summary.warnings:
         click.echo(f"warning: {warning}", err=True)
@@ -74,14 +80,19 @@ def cards(paths: tuple[str, ...], as_json: bool) -> None:
 
     settings = get_settings()
     try:
-        parsed, warnings = collect(note_paths(settings, paths), settings.knowledge_dir)
+        parsed, warnings = collect(
+            note_paths(settings, paths), settings.knowledge_dir, max_cards=settings.max_cards_per_file
+        )
     except IngestError as exc:
         raise BadInput(str(exc)) from exc
     for warning in warnings:
         click.echo(f"warning: {warning}", err=True)
     all_cards = [c for p in parsed for c in p.cards]
-    if as_json:
-        click.echo(json.dumps([c.to_public_json() for c in all_cards], ensure_ascii=False, indent=2))
+    if as_json:  # a card at a time: the whole array as one string would double the memory
+        click.echo("[")
+        for i, c in enumerate(all_cards):
+            click.echo(("," if i else "") + json.dumps(c.to_public_json(), ensure_ascii=False, indent=2))
+        click.echo("]")
         return
     for c in all_cards:
         flags = f" [{', '.join(c.flags)}]" if c.flags else ""

@@ -16,6 +16,7 @@ The worker exits when the app closes the connection or the app process goes away
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import json
 import os
@@ -68,6 +69,7 @@ class GraderWorker:
     def start(self) -> GraderWorker:
         """Spawn the worker (non-blocking); the first grade connects to it."""
         if self._proc is None or self._proc.poll() is not None:
+            self._dir.mkdir(exist_ok=True)  # a worker that exited removed it
             self.socket_path.unlink(missing_ok=True)
             self._proc = subprocess.Popen(
                 [sys.executable, "-m", "bot.grading.pipeline.worker", str(self.socket_path), str(os.getpid())],
@@ -83,7 +85,7 @@ class GraderWorker:
                 self._proc.wait(5)
             except subprocess.TimeoutExpired:
                 self._proc.kill()
-        self.socket_path.unlink(missing_ok=True)
+        _remove_socket(self.socket_path)
 
     async def _connect(self) -> asyncio.StreamWriter:
         """The connection to the worker; raises ``OSError`` while it is still starting (the caller
@@ -242,7 +244,14 @@ def main(argv: list[str] | None = None) -> None:
     except KeyboardInterrupt:
         pass
     finally:
-        Path(socket_path).unlink(missing_ok=True)
+        _remove_socket(Path(socket_path))
+
+
+def _remove_socket(path: Path) -> None:
+    """Remove the socket and its private folder (only if empty: never anything else)."""
+    path.unlink(missing_ok=True)
+    with contextlib.suppress(OSError):
+        path.parent.rmdir()
 
 
 if __name__ == "__main__":

@@ -23,6 +23,7 @@ class Imported:
     cards: list[Card]
     leftovers: list[Leftover] = field(default_factory=list)
     pages: dict[int, int] = field(default_factory=dict)  # line (1-based) -> PDF page, for leftovers
+    warnings: list[str] = field(default_factory=list)  # what reading it repaired or could not use
 
     def where(self, leftover: Leftover) -> str:
         """``lines 3–9`` or ``p. 2`` for a leftover."""
