@@ -108,6 +108,7 @@ def test_attach_notes_then_drill_them_and_another_user_never_sees_them(
     notes = tmp_path / "rl-notes.md"
     notes.write_text(NOTES)
     alice.locator('input[type="file"]').first.set_input_files(str(notes))  # the chat box's 📎 button
+    alice.locator("#attachments").wait_for()  # the send button stays disabled until the upload is done
     send(alice, "my RL notes")
     summary = assistant(alice).filter(has_text="Added 1 notes file").first
     summary.wait_for()
