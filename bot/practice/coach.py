@@ -93,7 +93,9 @@ class Coach:
         self._retrieved: dict[tuple[str, str, frozenset[str] | None], Retrieval] = {}
         self._library: Library | None = None
         self._rephraser: Rephraser | None = None
-        self.rubrics = RubricBook(settings.data_dir / "rubrics")
+        from bot.grading.pipeline.build import make_rubric_book
+
+        self.rubrics: RubricBook = make_rubric_book(settings)  # distilled by the LLM when one is configured
         self._stamp: str | None = None  # the store's stamp when the cards were last read
 
     @classmethod

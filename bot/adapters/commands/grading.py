@@ -46,10 +46,10 @@ def grade(
         retrieval = store.related(card, settings.related_k)
         request = retrieval.request(answer)
         if card.has_answer:  # the same key points a practice session grades against
-            from bot.grading.rubric_book import RubricBook
+            from bot.grading.pipeline import make_rubric_book
             from bot.history.users import LOCAL_USER
 
-            rubric = RubricBook(settings.data_dir / "rubrics").for_user(card, LOCAL_USER)
+            rubric = make_rubric_book(settings).for_user(card, LOCAL_USER)
             request = request.model_copy(update={"rubric": rubric})
     else:
         request = GradeRequest(question=question or "", reference=reference, answer=answer)
