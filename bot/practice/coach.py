@@ -215,12 +215,20 @@ class Coach:
     def _deps(self, recorder: Any, user: str | None = None) -> SessionDeps:
         """What a session of ``user`` (None: the terminal and CLI, all cards) needs from the coach."""
         name = user or LOCAL_USER
+        calibration = None
+        if recorder is not None and self.history is not None:
+            from bot.history.recorder import HistoryCalibration
+
+            # Corrections are kept whatever the grader; only the LLM grader is sent graded examples.
+            k = self.settings.calibration_examples if self.settings.use_llm_grader else 0
+            calibration = HistoryCalibration(self.history, recorder.user_id, k)
         return SessionDeps(
             grader=self.grader,
             retrieve=functools.partial(self.retrieve, owners=self.owners(user), user=name),
             follow_ups=self.follow_ups,
             recorder=recorder,
             edit_rubric=functools.partial(self.edit_rubric, user=name),
+            calibration=calibration,
         )
 
     def _recorder(self, user_id: int) -> Any:
