@@ -99,6 +99,14 @@ class Settings(BaseSettings):
     grader_max_output_tokens: int = Field(
         700, ge=64, validation_alias=_env("GRADER_MAX_OUTPUT_TOKENS"), description="Cap on the grader's reply."
     )
+    calibration_examples: int = Field(
+        3,
+        ge=0,
+        le=10,
+        validation_alias=_env("INTERVIEW_CALIBRATION_EXAMPLES"),
+        description="Graded examples the LLM grader sees: the user's kept corrections (upheld appeals, "
+        "re-grades after a rubric edit) most similar to the answer, same card first; 0 = none.",
+    )
     price_input_per_mtok: float | None = Field(
         None,
         validation_alias=_env("INTERVIEW_PRICE_INPUT_PER_MTOK"),

@@ -239,6 +239,7 @@ def test_prompt_files_are_validated(tmp_path: Path) -> None:
         "question",
         "reference_block",
         "passages_block",
+        "examples_block",
         "answer",
         "answer_note",
         "appeal_block",
@@ -445,7 +446,7 @@ def test_prompt_version_is_a_hash_of_every_prompt_file_the_grader_reads(
     shutil.copytree(default_prompts_dir(), copy)
     base = version(copy)
     assert base == version(default_prompts_dir()) and base.startswith("grader-")
-    for name in ("grader.appeal", "grader.fields", "grader.answer_cut"):
+    for name in ("grader.appeal", "grader.fields", "grader.answer_cut", "grader.examples", "grader.example"):
         path = copy / f"{name}.md"
         original = path.read_text(encoding="utf-8")
         path.write_text(original + "\nOne more line.\n", encoding="utf-8")

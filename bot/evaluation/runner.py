@@ -21,9 +21,10 @@ from pathlib import Path
 
 from bot.evaluation.datasets import BadLine, Example, is_binary, load_dataset, train_split_for
 from bot.evaluation.metrics import Metrics, compute_metrics
-from bot.grading.base import DEFAULT_CONCURRENCY, Grade, Grader, GradeRequest, ungraded
+from bot.grading.base import DEFAULT_CONCURRENCY, Grade, Grader, GradeRequest, band_for, ungraded
+from bot.grading.calibration import CalibrationExample, select_examples
 
-__all__ = ["EvalRun", "agrade_requests", "evaluate", "grade_examples"]
+__all__ = ["EvalRun", "agrade_requests", "evaluate", "few_shot_requests", "grade_examples"]
 
 Progress = Callable[[int, int], None]
 
@@ -64,13 +65,14 @@ def grade_examples(
     progress: Progress | None = None,
     batch_size: int = 64,
     concurrency: int = DEFAULT_CONCURRENCY,
+    requests: Sequence[GradeRequest] | None = None,
 ) -> list[Grade]:
-    """Synchronous :func:`agrade_requests` over the examples' requests."""
+    """Synchronous :func:`agrade_requests` over the examples' requests (or ``requests``, one per example)."""
 
     def run() -> list[Grade]:
         return asyncio.run(
             agrade_requests(
-                [ex.request() for ex in examples],
+                list(requests) if requests is not None else [ex.request() for ex in examples],
                 grader,
                 progress=progress,
                 batch_size=batch_size,
@@ -85,6 +87,40 @@ def grade_examples(
     # Called from inside an event loop (e.g. a notebook): run the batch on a worker thread.
     with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
         return pool.submit(run).result()
+
+
+# --------------------------------------------------------------------------- few-shot
+
+
+def few_shot_requests(examples: Sequence[Example], train: Sequence[Example], k: int) -> list[GradeRequest]:
+    """Each example's request with up to ``k`` graded examples: training rows of the same question
+    (``question_id``), the most similar answers first (:func:`bot.grading.calibration.select_examples`),
+    scored on the 0–10 scale from the human grade. The measured rows are never among them."""
+    by_question: dict[str, list[CalibrationExample]] = {}
+    for t in train:
+        score = round(10 * t.human, 1)
+        by_question.setdefault(t.question_id, []).append(
+            CalibrationExample(
+                card_id=t.question_id,
+                question=t.question,
+                answer=t.student_answer,
+                score=score,
+                band=band_for(score).value,
+                why=f"human grade {t.score:g} of {t.score_max:g}",
+                kind="dataset",
+            )
+        )
+    out = []
+    for ex in examples:
+        shots = select_examples(
+            by_question.get(ex.question_id, []),
+            card_id=ex.question_id,
+            question=ex.question,
+            answer=ex.student_answer,
+            k=k,
+        )
+        out.append(ex.request().model_copy(update={"examples": shots}))
+    return out
 
 
 # --------------------------------------------------------------------------- end to end
@@ -111,15 +147,31 @@ def evaluate(
     train_limit: int = 400,
     progress: Progress | None = None,
     batch_size: int = 256,
+    few_shot: int = 0,
 ) -> EvalRun:
     """Load, grade and score. For a binary dataset with a training split in the file (``"auto"``:
     a split whose name contains "train", same ``dataset``), a seeded sample of ``train_limit`` of its
     rows is graded too and chooses the threshold; ``train_split=None`` or ``train_limit=0`` → grouped CV.
-    ``progress`` sees the evaluated rows, then the training rows."""
+    ``progress`` sees the evaluated rows, then the training rows.
+
+    ``few_shot`` N > 0: each measured answer is graded with up to N graded examples drawn from the
+    file's training split by question (:func:`few_shot_requests`), never from the measured split; it
+    needs ``split`` naming a split other than the training one (ValueError otherwise). The rows graded
+    to choose a threshold are graded without examples."""
     path = Path(path)
     start = time.perf_counter()
     examples, bad = load_dataset(path, split=split, limit=limit, seed=seed)
-    grades = grade_examples(examples, grader, progress=progress, batch_size=batch_size)
+    requests = None
+    if few_shot > 0:
+        train_name = train_split_for(path, examples, split) if split else None
+        if not split or not train_name:  # (train_split_for never names the measured split)
+            raise ValueError(
+                "--few-shot draws graded examples from the file's training split: give --split naming "
+                "another split of a file that has one (a split whose name contains 'train')"
+            )
+        train_rows, _ = load_dataset(path, split=train_name)
+        requests = few_shot_requests(examples, train_rows, few_shot)
+    grades = grade_examples(examples, grader, progress=progress, batch_size=batch_size, requests=requests)
     train_ex: list[Example] = []
     train_gr: list[Grade] = []
     if is_binary(examples) and train_split and train_limit > 0:
@@ -135,7 +187,7 @@ def evaluate(
         grades,
         train_examples=train_ex or None,
         train_grades=train_gr or None,
-        grader=str(getattr(grader, "name", "")),
+        grader=str(getattr(grader, "name", "")) + (f" (few-shot {few_shot})" if few_shot > 0 else ""),
         dataset=dataset,
         split=split,
         bad_lines=len(bad),

@@ -15,6 +15,7 @@ from typing import Literal, Protocol, runtime_checkable
 
 from pydantic import BaseModel, Field, model_validator
 
+from bot.grading.calibration import CalibrationExample
 from bot.grading.rubric import Rubric
 
 __all__ = [
@@ -259,6 +260,10 @@ class GradeRequest(BaseModel):
     )
     appeal: str = Field(
         "", description="The candidate's argument that an earlier grade was wrong (appeals only); untrusted."
+    )
+    examples: list[CalibrationExample] = Field(
+        default_factory=list,
+        description="Similar answers with their corrected grades, most similar first (LLM few-shot); untrusted.",
     )
 
     @property

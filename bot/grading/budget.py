@@ -21,7 +21,15 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     import tiktoken
 
-__all__ = ["ENCODINGS", "Budgeted", "TokenCounter", "fit_prompt", "get_encoding", "prepare_tiktoken_cache"]
+__all__ = [
+    "ENCODINGS",
+    "Budgeted",
+    "TokenCounter",
+    "fit_examples",
+    "fit_prompt",
+    "get_encoding",
+    "prepare_tiktoken_cache",
+]
 
 _BLOB = "https://openaipublic.blob.core.windows.net/encodings/{name}.tiktoken"
 # The sha256 tiktoken checks for each file (from tiktoken_ext.openai_public).
@@ -88,6 +96,18 @@ class Budgeted:
     prompt_tokens: int
     notes: list[str] = field(default_factory=list)
     answer_trimmed: bool = False
+
+
+def fit_examples(
+    examples: list[str], render: Callable[[list[str]], str], counter: TokenCounter, budget: int
+) -> list[str]:
+    """The graded examples that fit: the least similar (last) dropped first while ``render(examples)``
+    (the whole prompt, related passages already at ``PASSAGE_TOKENS``) is over ``budget``. Called before
+    :func:`fit_prompt`, so examples go before anything else is cut."""
+    kept = list(examples)
+    while kept and counter.count(render(kept)) > budget:
+        kept.pop()
+    return kept
 
 
 def fit_prompt(

@@ -42,7 +42,8 @@ from bot.grading.base import (
     grade_each,
     ungraded,
 )
-from bot.grading.budget import TokenCounter, fit_prompt
+from bot.grading.budget import PASSAGE_TOKENS, TokenCounter, fit_examples, fit_prompt
+from bot.grading.calibration import MAX_EXAMPLE_CHARS, CalibrationExample
 from bot.grading.prompts import Prompt, PromptError, load_prompt, prompt_set_version
 from bot.grading.rubric import Rubric
 from bot.grading.safety import clean_answer
@@ -260,10 +261,13 @@ class LLMGrader:
         self._appeal: Prompt = load("grader.appeal")
         self._answer_cut: Prompt = load("grader.answer_cut")
         self._rubric: Prompt = load("grader.rubric")
+        self._examples: Prompt = load("grader.examples")
+        self._example: Prompt = load("grader.example")
         fields = load("grader.fields")
         self._schema = output_schema(fields)
         used = (self._system, self._user, self._ref, self._noref, self._passages, self._json_mode, self._appeal)
-        self._prompt_version = prompt_set_version("grader", [*used, self._answer_cut, self._rubric, fields])
+        extra = (self._answer_cut, self._rubric, self._examples, self._example, fields)
+        self._prompt_version = prompt_set_version("grader", [*used, *extra])
         self._template = ChatPromptTemplate.from_messages([("system", "{system}"), ("human", "{user}")])
         self._chains: dict[StructuredMode, Runnable[Any, BaseMessage]] = {}  # built once per mode
 
@@ -298,6 +302,31 @@ class LLMGrader:
         points = "\n".join(f"{i}. [{p.weight}] {p.text}" for i, p in enumerate(rubric.points, 1))
         return "\n\n" + self._rubric.format(points=points, count=str(len(rubric.points)))
 
+    def example_items(self, examples: Sequence[CalibrationExample]) -> list[str]:
+        """Each graded example as its prompt block, cleaned like an answer (candidate-written text);
+        an example with nothing left after cleaning is left out."""
+        items: list[str] = []
+        for ex in examples:
+            answer = clean_answer(ex.answer[:MAX_EXAMPLE_CHARS]).text
+            if not answer:
+                continue
+            items.append(
+                self._example.format(
+                    n=str(len(items) + 1),
+                    question=clean_answer(ex.question[:APPEAL_MAX_CHARS]).text,
+                    answer=answer,
+                    score=f"{ex.score:.1f}",
+                    band=ex.band,
+                    why=clean_answer(ex.why[:APPEAL_MAX_CHARS]).text or "corrected grade",
+                )
+            )
+        return items
+
+    def _examples_block(self, items: Sequence[str]) -> str:
+        if not items:
+            return ""
+        return self._examples.format(examples="\n".join(items), count=str(len(items)))
+
     def _user_text(
         self,
         question: str,
@@ -307,6 +336,7 @@ class LLMGrader:
         note: str,
         appeal: str = "",
         rubric: Rubric | None = None,
+        examples: Sequence[str] = (),
     ) -> str:
         ref_block = self._ref.format(reference=reference) if reference.strip() else self._noref.format()
         if reference.strip():
@@ -316,6 +346,7 @@ class LLMGrader:
             question=question.strip(),
             reference_block=ref_block,
             passages_block=pas_block,
+            examples_block=self._examples_block(examples),
             answer=answer,
             answer_note=note,
             appeal_block=self._appeal.format(appeal=appeal) if appeal else "",
@@ -330,9 +361,17 @@ class LLMGrader:
             return "\n" + self._answer_cut.format() if ans != answer else ""
 
         rubric = request.rubric
+        # Graded examples are dropped (least similar first) before anything else is cut.
+        cut_passages = [self._counter.truncate(p, PASSAGE_TOKENS) for p in request.passages]
+
+        def render_examples(items: list[str]) -> str:
+            user = self._user_text(request.question, request.reference, cut_passages, answer, "", appeal, rubric, items)
+            return system + "\n" + user
+
+        examples = fit_examples(self.example_items(request.examples), render_examples, self._counter, self._budget)
 
         def render(reference: str, passages: list[str], ans: str) -> str:
-            user = self._user_text(request.question, reference, passages, ans, note_for(ans), appeal, rubric)
+            user = self._user_text(request.question, reference, passages, ans, note_for(ans), appeal, rubric, examples)
             return system + "\n" + user
 
         fitted = fit_prompt(
@@ -344,7 +383,14 @@ class LLMGrader:
             budget=self._budget,
         )
         user = self._user_text(
-            request.question, fitted.reference, fitted.passages, fitted.answer, note_for(fitted.answer), appeal, rubric
+            request.question,
+            fitted.reference,
+            fitted.passages,
+            fitted.answer,
+            note_for(fitted.answer),
+            appeal,
+            rubric,
+            examples,
         )
         messages = self._template.format_messages(system=system, user=user)
         return messages, fitted.notes, fitted.answer_trimmed

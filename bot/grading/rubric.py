@@ -92,6 +92,7 @@ class Rubric(BaseModel):
     compiled_by: CompiledBy = "heuristic"
     version: int = Field(1, ge=1, description="Bumped by every edit.")
     stale: bool = Field(False, description="A user edit made for an earlier version of the note.")
+    compile_note: str = Field("", max_length=500, description="What compiling it left out or fell back from.")
 
     @property
     def texts(self) -> list[str]:

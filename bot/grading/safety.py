@@ -17,7 +17,8 @@ MAX_ANSWER_CHARS = 20_000  # longer pastes are cut before anything else looks at
 
 # Tags our prompts use, in any case/spacing, opening or closing, with or without attributes.
 _DELIMITERS = re.compile(
-    r"<\s*/?\s*(candidate_answer|reference_answer|question|related_notes|system|instructions?|"
+    r"<\s*/?\s*(candidate_answer|candidate_appeal|reference_answer|question|related_notes|key_points|note_answer|"
+    r"graded_examples?|example_question|example_answer|example_grade|system|instructions?|"
     r"student_answer|answer|grader|assistant|user)\b[^>]*>",
     re.IGNORECASE,
 )

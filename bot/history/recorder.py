@@ -7,15 +7,17 @@ from typing import TYPE_CHECKING
 
 from fsrs import Rating
 
+from bot.grading.calibration import CalibrationExample, select_examples
 from bot.history.records import Review
 from bot.history.repository import History
+from bot.knowledge.cards import Card
 from bot.practice.attempts import Attempt, QuestionOutcome
 from bot.practice.schedule import CardScheduler, RatingThresholds, rating_for
 
 if TYPE_CHECKING:
     from bot.settings import Settings
 
-__all__ = ["HistoryRecorder"]
+__all__ = ["HistoryCalibration", "HistoryRecorder"]
 
 
 class HistoryRecorder:
@@ -60,3 +62,30 @@ class HistoryRecorder:
         review = await self.history.arun(self.history.rerate, self.user_id, session_id, card_id, rating, self.scheduler)
         self.last_review = review
         return review
+
+
+class HistoryCalibration:
+    """The session core's ``Calibration`` for one user: corrections kept in the history database, and the
+    ``k`` most similar of them (same card first, then same topic) for each grade request. Reading and
+    ranking run on the history's threads, never on the event loop; ``k`` 0 keeps corrections but sends
+    none (the offline grader has no use for them)."""
+
+    def __init__(self, history: History, user_id: int, k: int) -> None:
+        self.history = history
+        self.user_id = user_id
+        self.k = k
+
+    async def keep(self, example: CalibrationExample, *, original_score: float | None, grader: str) -> None:
+        await self.history.arun(self._keep, example, original_score, grader)
+
+    def _keep(self, example: CalibrationExample, original_score: float | None, grader: str) -> None:
+        self.history.add_calibration(self.user_id, example, original_score=original_score, grader=grader)
+
+    async def similar(self, card: Card, question: str, answer: str) -> list[CalibrationExample]:
+        if self.k <= 0:
+            return []
+        return await self.history.arun(self._similar, card, question, answer)
+
+    def _similar(self, card: Card, question: str, answer: str) -> list[CalibrationExample]:
+        found = self.history.calibration_examples(self.user_id, card_id=card.id, topic=card.topic)
+        return select_examples(found, card_id=card.id, question=question, answer=answer, k=self.k)

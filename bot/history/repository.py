@@ -24,16 +24,17 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import fsrs
 from fsrs import Rating
 from pydantic import SecretStr, ValidationError
-from sqlalchemy import func, select
+from sqlalchemy import func, or_, select
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from bot.grading.base import Grade
+from bot.grading.calibration import CalibrationExample
 from bot.history import migrate
 from bot.history.engine import is_locked, make_engine
 from bot.history.records import Review, SessionInfo, StoredAttempt, UnknownSession
-from bot.history.schema import AttemptRow, CardStateRow, OutcomeRow, SessionRow, UserRow
+from bot.history.schema import AttemptRow, CalibrationRow, CardStateRow, OutcomeRow, SessionRow, UserRow
 from bot.practice.attempts import Attempt, AttemptKind, QuestionOutcome
 from bot.practice.schedule import CardScheduler, fsrs_card_id, to_utc
 
@@ -44,6 +45,7 @@ __all__ = ["History"]
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
+CALIBRATION_CANDIDATES = 200  # kept corrections read per grade, newest first, before ranking by similarity
 
 
 # --------------------------------------------------------------------------- helpers
@@ -309,6 +311,66 @@ class History:
                     finished_card_ids=finished.get(r.id, []),
                     started_at=r.started_at,
                     finished_at=r.finished_at,
+                )
+                for r in rows
+            ]
+
+    # -- calibration examples ------------------------------------------------------------------
+
+    def add_calibration(
+        self, user_id: int, example: CalibrationExample, *, original_score: float | None, grader: str
+    ) -> int:
+        """Keep a correction (an upheld appeal, a re-grade after a rubric edit) of this user; returns its id."""
+        row = CalibrationRow(
+            user_id=user_id,
+            card_id=example.card_id[:64],
+            topic=example.topic[:200],
+            kind=example.kind,
+            question=example.question,
+            answer=example.answer,
+            score=example.score,
+            band=example.band,
+            original_score=original_score,
+            why=example.why,
+            grader=grader[:200],
+            created_at=self._clock(),
+        )
+
+        def work(s: Session) -> int:
+            s.add(row)
+            s.flush()
+            return row.id
+
+        return self._write(work)
+
+    def calibration_examples(
+        self, user_id: int, *, card_id: str | None = None, topic: str | None = None, limit: int = CALIBRATION_CANDIDATES
+    ) -> list[CalibrationExample]:
+        """This user's kept corrections for ``card_id`` or ``topic`` (all of them when both are None),
+        newest first, at most ``limit``."""
+        query = select(CalibrationRow).where(CalibrationRow.user_id == user_id)
+        scope = [
+            c
+            for c in (
+                CalibrationRow.card_id == card_id if card_id else None,
+                CalibrationRow.topic == topic if topic else None,
+            )
+            if c is not None
+        ]
+        if scope:
+            query = query.where(or_(*scope))
+        with self._reading() as s:
+            rows = s.scalars(query.order_by(CalibrationRow.created_at.desc(), CalibrationRow.id.desc()).limit(limit))
+            return [
+                CalibrationExample(
+                    card_id=r.card_id,
+                    topic=r.topic,
+                    question=r.question,
+                    answer=r.answer,
+                    score=r.score,
+                    band=r.band,
+                    why=r.why,
+                    kind=r.kind if r.kind in ("appeal", "rubric_edit", "dataset") else "appeal",  # type: ignore[arg-type]
                 )
                 for r in rows
             ]

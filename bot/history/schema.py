@@ -14,7 +14,17 @@ from sqlalchemy.types import TypeDecorator
 
 from bot.practice.schedule import to_utc
 
-__all__ = ["AttemptRow", "Base", "CardStateRow", "OutcomeRow", "SessionRow", "SignOutRow", "UTCDateTime", "UserRow"]
+__all__ = [
+    "AttemptRow",
+    "Base",
+    "CalibrationRow",
+    "CardStateRow",
+    "OutcomeRow",
+    "SessionRow",
+    "SignOutRow",
+    "UTCDateTime",
+    "UserRow",
+]
 
 
 class UTCDateTime(TypeDecorator[datetime]):
@@ -124,3 +134,24 @@ class SignOutRow(Base):
 
     user_name: Mapped[str] = mapped_column(String(200), primary_key=True)
     not_before: Mapped[float] = mapped_column(Float)
+
+
+class CalibrationRow(Base):
+    """A correction kept to teach the grader: an upheld appeal or a re-grade after a rubric edit
+    (:class:`bot.grading.calibration.CalibrationExample`)."""
+
+    __tablename__ = "calibration_examples"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"), index=True)
+    card_id: Mapped[str] = mapped_column(String(64), index=True)
+    topic: Mapped[str] = mapped_column(String(200), index=True)
+    kind: Mapped[str] = mapped_column(String(20))  # appeal | rubric_edit
+    question: Mapped[str] = mapped_column(Text)
+    answer: Mapped[str] = mapped_column(Text)
+    score: Mapped[float] = mapped_column(Float)  # the corrected grade
+    band: Mapped[str] = mapped_column(String(20))
+    original_score: Mapped[float | None] = mapped_column(Float, nullable=True)  # the grade it corrected
+    why: Mapped[str] = mapped_column(Text)  # the appeal's argument, or "rubric edited"
+    grader: Mapped[str] = mapped_column(String(200))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)

@@ -93,7 +93,9 @@ class Coach:
         self._retrieved: dict[tuple[str, str, frozenset[str] | None], Retrieval] = {}
         self._library: Library | None = None
         self._rephraser: Rephraser | None = None
-        self.rubrics = RubricBook(settings.data_dir / "rubrics")
+        from bot.grading.pipeline.build import make_rubric_book
+
+        self.rubrics: RubricBook = make_rubric_book(settings)  # distilled by the LLM when one is configured
         self._stamp: str | None = None  # the store's stamp when the cards were last read
 
     @classmethod
@@ -213,12 +215,20 @@ class Coach:
     def _deps(self, recorder: Any, user: str | None = None) -> SessionDeps:
         """What a session of ``user`` (None: the terminal and CLI, all cards) needs from the coach."""
         name = user or LOCAL_USER
+        calibration = None
+        if recorder is not None and self.history is not None:
+            from bot.history.recorder import HistoryCalibration
+
+            # Corrections are kept whatever the grader; only the LLM grader is sent graded examples.
+            k = self.settings.calibration_examples if self.settings.use_llm_grader else 0
+            calibration = HistoryCalibration(self.history, recorder.user_id, k)
         return SessionDeps(
             grader=self.grader,
             retrieve=functools.partial(self.retrieve, owners=self.owners(user), user=name),
             follow_ups=self.follow_ups,
             recorder=recorder,
             edit_rubric=functools.partial(self.edit_rubric, user=name),
+            calibration=calibration,
         )
 
     def _recorder(self, user_id: int) -> Any:

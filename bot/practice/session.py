@@ -14,6 +14,7 @@ without waiting. ``retry`` and ``appeal`` act on the question graded last; ``hin
 from __future__ import annotations
 
 import asyncio
+import logging
 import random
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
@@ -23,6 +24,7 @@ from enum import StrEnum
 from typing import Any, Protocol
 
 from bot.grading.base import Grade, Grader, GradeRequest
+from bot.grading.calibration import RUBRIC_EDITED, CalibrationExample
 from bot.grading.rubric import Rubric
 from bot.grading.safety import MAX_ANSWER_CHARS, visible_text
 from bot.knowledge.cards import Card
@@ -44,6 +46,7 @@ from bot.practice.state import Phase, QuestionState
 from bot.retrieval.store import Retrieval
 
 __all__ = [
+    "Calibration",
     "FollowUpWriter",
     "InterviewSession",
     "Mode",
@@ -111,6 +114,18 @@ class FollowUpWriter(Protocol):
     async def write(self, card: Card, answer: str, missed: Sequence[str]) -> str: ...
 
 
+class Calibration(Protocol):
+    """Corrections that teach the grader (see :mod:`bot.grading.calibration`): kept after an upheld appeal
+    or a re-grade against edited key points; the most similar ones go with each grade request."""
+
+    async def keep(self, example: CalibrationExample, *, original_score: float | None, grader: str) -> None: ...
+
+    async def similar(self, card: Card, question: str, answer: str) -> list[CalibrationExample]: ...
+
+
+log = logging.getLogger(__name__)
+
+
 @dataclass
 class SessionDeps:
     grader: Grader
@@ -119,6 +134,8 @@ class SessionDeps:
     recorder: Recorder | None = None
     # Stores the user's edit of a card's key points (``interview rubric --edit`` in chat); None: not offered.
     edit_rubric: Callable[[Card, Rubric], Awaitable[Rubric]] | None = None
+    # Keeps corrections and finds graded examples for the grader (the history, per user); None: neither.
+    calibration: Calibration | None = None
 
 
 MAX_INPUT_CHARS = MAX_ANSWER_CHARS
@@ -360,6 +377,7 @@ class InterviewSession:
         attempt = self._attempt(q, kind, q.card.display_question, argument, grade, started)
         await self._record(attempt)
         q.attempts.append(attempt)
+        await self._keep_correction(q, kind, previous, grade, argument)
         yield Graded(
             card=q.card,
             attempt=attempt,
@@ -373,6 +391,49 @@ class InterviewSession:
         async for event in self._resume():
             yield event
 
+    async def _keep_correction(
+        self, q: QuestionState, kind: AttemptKind, previous: Grade | None, grade: Grade, argument: str
+    ) -> None:
+        """An upheld appeal (the re-grade scored higher) or a re-grade after a rubric edit is kept as a
+        calibration example. Never fails the session: a correction that cannot be stored is only logged."""
+        if self.deps.calibration is None or not grade.graded or grade.score is None or grade.band is None:
+            return
+        before = previous.score if previous is not None and previous.graded else None
+        if kind is AttemptKind.APPEAL:
+            if before is None or grade.score <= before:
+                return
+            why, example_kind = argument, "appeal"
+        elif kind is AttemptKind.REGRADE:
+            why, example_kind = RUBRIC_EDITED, "rubric_edit"
+        else:
+            return
+        example = CalibrationExample(
+            card_id=q.card.id,
+            topic=q.card.topic,
+            question=q.card.display_question,
+            answer="\n\n".join(q.answers),
+            score=grade.score,
+            band=grade.band.value,
+            why=why,
+            kind=example_kind,
+        )
+        try:
+            await self.deps.calibration.keep(example, original_score=before, grader=grade.grader)
+        except Exception as exc:
+            log.warning("correction for card %s not kept: %s: %s", q.card.id, type(exc).__name__, exc)
+
+    async def _examples(self, card: Card, request: GradeRequest, answer: str) -> GradeRequest:
+        """``request`` with the most similar kept corrections as graded examples (none when there are none,
+        or they cannot be read: a grade never waits on them failing)."""
+        if self.deps.calibration is None:
+            return request
+        try:
+            examples = await self.deps.calibration.similar(card, request.question, answer)
+        except Exception as exc:
+            log.warning("graded examples for card %s not read: %s: %s", card.id, type(exc).__name__, exc)
+            return request
+        return request.model_copy(update={"examples": examples}) if examples else request
+
     async def _grade(
         self, q: QuestionState, kind: AttemptKind, answer: str, appeal: str, out: list[Grade]
     ) -> AsyncIterator[Event]:
@@ -380,7 +441,7 @@ class InterviewSession:
         yield Grading(card=q.card, kind=kind)
         retrieval = await self._retrieval(q.card)
         yield Retrieved(card=q.card, retrieval=retrieval)
-        request = retrieval.request(answer).model_copy(update={"appeal": appeal})
+        request = await self._examples(q.card, retrieval.request(answer).model_copy(update={"appeal": appeal}), answer)
         graded: list[Grade] = []
         async for feedback in self._call_grader(q.card, request, graded):
             yield feedback

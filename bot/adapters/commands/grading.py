@@ -46,10 +46,10 @@ def grade(
         retrieval = store.related(card, settings.related_k)
         request = retrieval.request(answer)
         if card.has_answer:  # the same key points a practice session grades against
-            from bot.grading.rubric_book import RubricBook
+            from bot.grading.pipeline import make_rubric_book
             from bot.history.users import LOCAL_USER
 
-            rubric = RubricBook(settings.data_dir / "rubrics").for_user(card, LOCAL_USER)
+            rubric = make_rubric_book(settings).for_user(card, LOCAL_USER)
             request = request.model_copy(update={"rubric": rubric})
     else:
         request = GradeRequest(question=question or "", reference=reference, answer=answer)
@@ -68,6 +68,14 @@ def grade(
 @click.option("--limit", type=click.IntRange(1), help="A seeded random sample of N rows.")
 @click.option("--seed", default=0, show_default=True, help="Sampling seed.")
 @click.option("--train-limit", default=400, show_default=True, help="Training rows graded to pick a threshold.")
+@click.option(
+    "--few-shot",
+    "few_shot",
+    type=click.IntRange(0, 10),
+    default=0,
+    show_default=True,
+    help="Graded examples per answer for the LLM grader, from the training split by question (0 = none).",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the metrics as one JSON object (last line).")
 @click.option("--report", type=click.Path(dir_okay=False), help="Write a Markdown report (+ scatter SVG).")
 @click.option("--langsmith", "use_langsmith", is_flag=True, help="Run as a LangSmith experiment (needs a key).")
@@ -89,6 +97,7 @@ def eval_command(
     limit: int | None,
     seed: int,
     train_limit: int,
+    few_shot: int,
     as_json: bool,
     report: str | None,
     use_langsmith: bool,
@@ -105,6 +114,10 @@ def eval_command(
     if simulate == bool(dataset):
         raise click.UsageError("give a DATASET.jsonl or --simulate (not both)")
     grader = build_grader(settings, kind=kind, mode="eval")
+    if few_shot and (simulate or use_langsmith):
+        raise click.UsageError("--few-shot goes with a DATASET.jsonl (not --simulate or --langsmith)")
+    if few_shot and not grader.name.startswith("llm"):
+        click.echo("warning: --few-shot only changes what the LLM grader sees; the offline grader ignores it", err=True)
     if simulate:
         from bot.evaluation.simulate import simulate as run_simulation
         from bot.knowledge.ingest import IngestError, collect
@@ -140,6 +153,7 @@ def eval_command(
                 seed=seed,
                 train_limit=train_limit,
                 progress=progress,
+                few_shot=few_shot,
             )
     except (OSError, ValueError) as exc:
         raise BadInput(str(exc)) from exc

@@ -1,4 +1,5 @@
-"""``interview rubric CARD``: show a card's key points, and edit them for a user."""
+"""``interview rubric CARD``: show a card's key points, and edit them for a user; ``--compile-all``
+compiles every card's rubric ahead of use (the LLM's, when one is configured)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ from typing import Any
 
 import click
 
-from bot.adapters.commands.common import BadInput, history_user, known_cards
+from bot.adapters.commands.common import BadInput, history_user, known_cards, progress_bar
 from bot.settings import get_settings
 
 __all__ = ["rubric"]
@@ -36,7 +37,10 @@ def _show(r: Any, card: Any, edit: Any, as_json: bool) -> None:
         return
     click.echo(f"{card.display_question}  (card {card.id}, {card.source.path}:{card.source.line_start})")
     click.echo(f"Gist: {r.gist}")
-    click.echo(f"Rubric version {r.version}, {r.compiled_by}")
+    who = {"llm": "distilled by the LLM", "heuristic": "compiled by the heuristic", "user": "edited by the user"}
+    click.echo(f"Rubric version {r.version}, {r.compiled_by} ({who[r.compiled_by]})")
+    if r.compile_note:
+        click.echo(f"Note: {r.compile_note}")
     if stale:
         click.echo(
             "Note: your edit was made for an earlier version of this note, which has changed since; "
@@ -48,8 +52,33 @@ def _show(r: Any, card: Any, edit: Any, as_json: bool) -> None:
         click.echo(f"{i:>2}. [{p.weight}] {p.label} — {p.text}{lines}")
 
 
+COMPILE_THREADS = 4  # model calls at once for --compile-all
+
+
+def _compile_all(settings: Any, book: Any) -> None:
+    """Compile every answered card's rubric (one model call per card version not compiled yet)."""
+    from collections import Counter
+    from concurrent.futures import ThreadPoolExecutor
+
+    from bot.grading.rubric_book import NOT_COMPILED
+
+    cards = [c for c in known_cards(settings) if c.has_answer]
+    counts: Counter[str] = Counter()
+    with progress_bar("compiling rubrics", "cards") as progress, ThreadPoolExecutor(COMPILE_THREADS) as pool:
+        progress(0, len(cards))
+        for done, r in enumerate(pool.map(book.compiled, cards), 1):
+            counts["failed" if r.compile_note == NOT_COMPILED else r.compiled_by] += 1
+            progress(done, len(cards))
+    by = "the LLM" if book.compiler is not None else "the heuristic (no model configured)"
+    parts = [f"{counts['llm']} by the LLM"] if book.compiler is not None else []
+    parts.append(f"{counts['heuristic']} heuristic")
+    if counts["failed"]:
+        parts.append(f"{counts['failed']} heuristic because the model failed (tried again on first use)")
+    click.echo(f"{len(cards)} rubrics compiled by {by}: {', '.join(parts)}.")
+
+
 @click.command(name="rubric")
-@click.argument("card_ref", metavar="CARD")
+@click.argument("card_ref", metavar="CARD", required=False)
 @click.option("--json", "as_json", is_flag=True, help="Print the rubric as JSON.")
 @click.option("--edit", is_flag=True, help="Change the key points for this user (opens $EDITOR).")
 @click.option(
@@ -60,19 +89,34 @@ def _show(r: Any, card: Any, edit: Any, as_json: bool) -> None:
 )
 @click.option("--reset", is_flag=True, help="Drop this user's edit: back to the compiled rubric.")
 @click.option("--user", default=None, help="Whose rubric (default: the only configured user).")
-def rubric(card_ref: str, as_json: bool, edit: bool, source: Any, reset: bool, user: str | None) -> None:
+@click.option(
+    "--compile-all",
+    is_flag=True,
+    help="Compile every card's rubric now, with progress (by the LLM when one is configured), instead of on first use.",
+)
+def rubric(
+    card_ref: str | None, as_json: bool, edit: bool, source: Any, reset: bool, user: str | None, compile_all: bool
+) -> None:
     """Show the key points CARD is graded against (a card id, an id prefix or words of its question)."""
+    from bot.grading.pipeline import make_rubric_book
     from bot.grading.rubric import parse_rubric_text, rubric_text
-    from bot.grading.rubric_book import RubricBook, RubricError
+    from bot.grading.rubric_book import RubricError
 
     if source is not None and not edit:
         raise click.UsageError("--from goes with --edit")
     settings = get_settings()
+    book = make_rubric_book(settings)
+    if compile_all:
+        if card_ref or edit or reset or as_json:
+            raise click.UsageError("--compile-all takes no CARD, --edit, --reset or --json")
+        _compile_all(settings, book)
+        return
+    if not card_ref:
+        raise click.UsageError("give a CARD (or --compile-all)")
     card = _find(known_cards(settings), card_ref)
     if not card.has_answer:
         raise BadInput("this card has no answer in your notes, so it has no rubric (the LLM grader writes its own)")
     who = history_user(settings, user)
-    book = RubricBook(settings.data_dir / "rubrics")
     if reset:
         click.echo("Your edit was dropped." if book.reset(card, who) else "You had no edit for this card.", err=True)
     elif edit:

@@ -19,10 +19,18 @@ from bot.grading.pipeline.tracing import maybe_traced
 if TYPE_CHECKING:
     from bot.grading.followups import LLMFollowUps, OfflineFollowUps
     from bot.grading.offline.grader import OfflineGrader
+    from bot.grading.rubric_book import RubricBook
     from bot.retrieval.embeddings import Embedder
     from bot.settings import Settings
 
-__all__ = ["GRADER_KINDS", "build_grader", "make_chat_model", "make_follow_up_writer", "make_offline_grader"]
+__all__ = [
+    "GRADER_KINDS",
+    "build_grader",
+    "make_chat_model",
+    "make_follow_up_writer",
+    "make_offline_grader",
+    "make_rubric_book",
+]
 
 GRADER_KINDS = ("llm", "offline")
 
@@ -107,3 +115,20 @@ def make_follow_up_writer(settings: Settings) -> LLMFollowUps | OfflineFollowUps
     if settings.use_llm_grader:
         return LLMFollowUps(make_chat_model(settings), prompts_dir=settings.prompts_dir)
     return OfflineFollowUps()
+
+
+def make_rubric_book(settings: Settings, *, chat_model: Any = None) -> RubricBook:
+    """The rubrics under the data directory: distilled by the chat model when the LLM grader is in use
+    (the heuristic rubric is its fallback), else the heuristic rubric alone (the offline default)."""
+    from bot.grading.rubric_book import RubricBook
+
+    compiler = None
+    if settings.use_llm_grader:
+        from bot.grading.rubric_llm import LLMRubricCompiler
+
+        compiler = LLMRubricCompiler(
+            chat_model if chat_model is not None else make_chat_model(settings),
+            model_name=settings.llm_model,
+            prompts_dir=settings.prompts_dir,
+        )
+    return RubricBook(settings.data_dir / "rubrics", compiler)
