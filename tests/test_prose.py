@@ -275,3 +275,37 @@ def test_interview_ingest_offline_lists_the_section(lecture: Path) -> None:
     assert "Not turned into questions (text under no question or concept):\n  week3.md: lines 7–9 (misc)\n" in (
         result.stdout.replace(str(lecture.resolve()), "week3.md")
     )
+
+
+def test_an_upload_gets_questions_from_prose(
+    function_chat: Any, settings: Settings, local_embedder: Any, tmp_path: Path
+) -> None:
+    import threading
+
+    from bot.adapters.uploads import summary_md
+    from bot.knowledge.library import Library, Upload
+    from bot.retrieval.store import open_store
+
+    threads: list[str] = []
+
+    def answer(messages: list[Any], info: Any) -> str:
+        threads.append(threading.current_thread().name)
+        if "Batch normalisation" in notes_in(messages):
+            return reply(("How does batch normalisation transform a mini-batch?", GROUNDED))
+        raise TimeoutError
+
+    source = tmp_path / "in.md"
+    source.write_text(LECTURE + "\n#later\n" + "Some more prose about the exam dates and where the slides are kept.\n")
+    chat = function_chat(function=answer)
+    library = Library(settings.data_dir, open_store(settings, local_embedder), prose=prose(chat, None))
+    seen: list[tuple[str, int, int]] = []
+    result = library.add("alice", [Upload("week3.md", source)], prose_progress=lambda *a: seen.append(a))
+    assert result.summary is not None and (result.summary.cards, result.from_prose, result.generated) == (2, 1, 1)
+    assert seen[-1] == ("week3.md", 2, 2) and threading.main_thread().name not in threads
+    assert result.unquestioned == ["week3.md: line 12 (later): the model did not answer in time"]
+    (card,) = [c for c in library.store.all_cards({"alice"}) if FLAG_FROM_PROSE in c.flags]
+    assert card.source.path == "uploads/alice/week3.md" and card.answer.startswith("It normalises each mini-batch")
+    text = summary_md(result)
+    assert "1 of them were written by the model about paragraphs of prose" in text
+    assert "generated from headings" not in text  # the prose card is not counted twice
+    assert "- week3.md: line 12 (later): the model did not answer in time" in text

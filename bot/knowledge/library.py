@@ -9,6 +9,7 @@ anything is copied or stored, and a store failure puts the previous files back.
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 import shutil
@@ -17,16 +18,21 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from bot.knowledge.importers import SUFFIXES as NOTE_SUFFIXES
 from bot.knowledge.ingest import IngestError, IngestSummary, ParsedFile, collect, ingest
 from bot.retrieval.store import SHARED, CardStore
+
+if TYPE_CHECKING:
+    from bot.knowledge.prose import ProseQuestions
 
 __all__ = ["Library", "NotesFile", "Upload", "UploadResult"]
 
 UPLOADS = "uploads"
 PREFS = ".prefs.json"
 GENERATED = "generated"  # the flag of a card whose question the parser wrote (not the notes)
+FROM_PROSE = "from_prose"  # (with "generated") a chat model wrote it from prose in the notes
 MAX_NAME = 120  # characters kept of an uploaded file's name
 _UNSAFE = re.compile(r"[^A-Za-z0-9._ -]+")
 
@@ -52,7 +58,9 @@ class UploadResult:
     summary: IngestSummary | None  # None when no file could be used
     rejected: list[str] = field(default_factory=list)  # "name: why", one per refused file
     names: list[str] = field(default_factory=list)  # the stored names of the accepted files
-    generated: int = 0  # cards whose question was generated (flag "generated": concepts, headings)
+    generated: int = 0  # cards whose question was generated (flag "generated": concepts, headings, prose)
+    from_prose: int = 0  # of those, written by a chat model from prose (flag "from_prose")
+    unquestioned: list[str] = field(default_factory=list)  # "name: lines 3–9 (section): why", per section
 
 
 def safe_name(name: str) -> str:
@@ -68,9 +76,10 @@ def safe_name(name: str) -> str:
 class Library:
     """The notes each user sees, on top of one card store."""
 
-    def __init__(self, data_dir: Path, store: CardStore) -> None:
+    def __init__(self, data_dir: Path, store: CardStore, *, prose: ProseQuestions | None = None) -> None:
         self.data_dir = data_dir
         self.store = store
+        self.prose = prose  # a chat model writes questions about prose sections; None offline
         self._hidden: dict[str, bool] = {}  # the per-user preference, read once (asked on every message)
 
     # -- where things are ------------------------------------------------------------------------
@@ -118,9 +127,18 @@ class Library:
     # -- changing --------------------------------------------------------------------------------
 
     def add(
-        self, user: str, uploads: Sequence[Upload], *, progress: Callable[[int, int], None] | None = None
+        self,
+        user: str,
+        uploads: Sequence[Upload],
+        *,
+        progress: Callable[[int, int], None] | None = None,
+        prose_progress: Callable[[str, int, int], None] | None = None,
     ) -> UploadResult:
-        """Parse every upload, then store the good ones as ``user``'s notes; bad ones are listed."""
+        """Parse every upload, then store the good ones as ``user``'s notes; bad ones are listed.
+
+        Blocking (model calls for prose, embedding): run it off the event loop.
+        ``prose_progress(name, done, total)``: sections of a file sent to the model for questions.
+        """
         started = time.perf_counter()
         result = UploadResult(summary=None)
         folder = self.user_dir(user)
@@ -136,8 +154,9 @@ class Library:
                 stage = staged_root / self._key(user, name)
                 stage.parent.mkdir(parents=True, exist_ok=True)
                 shutil.copyfile(up.path, stage)
+                shown = None if prose_progress is None else functools.partial(prose_progress, name)
                 try:
-                    (parsed,), _ = collect([stage], staged_root)
+                    (parsed,), _ = collect([stage], staged_root, prose=self.prose, prose_progress=shown)
                 except IngestError as exc:
                     result.rejected.append(f"{up.name}: {_reason(str(exc), stage)}")
                     continue
@@ -150,6 +169,8 @@ class Library:
             result.summary = self._commit(user, staged, progress, started)
             result.names = [final.name for final, _ in staged]
             result.generated = sum(GENERATED in c.flags for _, p in staged for c in p.cards)
+            result.from_prose = sum(FROM_PROSE in c.flags for _, p in staged for c in p.cards)
+            result.unquestioned = [f"{final.name}: {where}" for final, p in staged for where in p.unquestioned]
         return result
 
     def _staging_root(self) -> Path:
