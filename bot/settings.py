@@ -145,7 +145,10 @@ class Settings(BaseSettings):
         200,
         ge=0,
         validation_alias=_env("INTERVIEW_PROSE_MAX_CALLS"),
-        description="Model calls one ingest may make for prose sections (cached sections cost none); the rest wait.",
+        description=(
+            "Model calls for prose sections per ingested path (a file or folder; each uploaded file); cached "
+            "sections cost none; the rest are listed and asked on the next ingest."
+        ),
     )
     related_k: int = Field(
         3, ge=0, le=20, validation_alias=_env("INTERVIEW_RELATED_K"), description="Related passages per card."

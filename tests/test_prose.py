@@ -309,3 +309,30 @@ def test_an_upload_gets_questions_from_prose(
     assert "1 of them were written by the model about paragraphs of prose" in text
     assert "generated from headings" not in text  # the prose card is not counted twice
     assert "- week3.md: line 12 (later): the model did not answer in time" in text
+
+
+def test_long_prose_is_asked_in_chunks_within_the_call_budget(function_chat: Any, tmp_path: Path) -> None:
+    paragraphs = [
+        f"Paragraph {n} says that topic {n} matters. " + "Filler words to make it long. " * 90 for n in range(3)
+    ]
+    path = tmp_path / "long.md"
+    path.write_text("## What is BPE?\nByte-pair encoding.\n\n#essay\n" + "\n\n".join(paragraphs) + "\n")
+
+    def answer(messages: list[Any], info: Any) -> str:
+        n = re.search(r"Paragraph (\d) says", notes_in(messages))
+        assert n
+        return reply((f"Why does topic {n.group(1)} matter?", f"topic {n.group(1)} matters"))
+
+    chat = function_chat(function=answer)
+    writer = LLMQuestionWriter(lambda: chat)
+    (parsed,), _ = collect([path], tmp_path, prose=ProseQuestions(writer, None))
+    assert len(chat.calls) == 2  # about 8,000 characters: two chunks
+    assert [c.display_question for c in parsed.cards if FLAG_FROM_PROSE in c.flags] == [
+        "Why does topic 0 matter?",
+        "Why does topic 2 matter?",  # only the first paragraph of a chunk is asked about by this fake
+    ]
+    (capped,), _ = collect([path], tmp_path, prose=ProseQuestions(writer, None, max_calls=1))
+    assert len(chat.calls) == 3
+    assert capped.unquestioned == (
+        "line 9 (essay): not sent to the model (over INTERVIEW_PROSE_MAX_CALLS this run; ingest again for more)",
+    )

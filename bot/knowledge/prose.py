@@ -67,6 +67,7 @@ MAX_PER_SECTION = 3
 CHUNK_CHARS = 4000  # a longer section is cut at paragraph breaks into chunks of about this size
 MAX_ANSWER_CHARS = 1200  # longer containing sentences: the answer is the quote alone
 MAX_QUESTION_CHARS = 300
+MAX_PROMPT_CHARS = 8000  # notes text sent per call (a chunk is shorter unless one line is huge)
 MIN_QUOTE_WORDS = 3
 WORKERS = 4  # model calls in flight at once
 
@@ -274,7 +275,9 @@ class LLMQuestionWriter:
             SystemMessage(self._system.format()),
             HumanMessage(
                 self._user.format(
-                    section=clean_notes(section) or "(none)", notes=clean_notes(text), max_questions=str(limit)
+                    section=clean_notes(section) or "(none)",
+                    notes=clean_notes(text)[:MAX_PROMPT_CHARS],
+                    max_questions=str(limit),
                 )
             ),
         ]
@@ -308,15 +311,18 @@ def _chunks(leftover: Leftover, lines: Sequence[str]) -> list[Leftover]:
     if sum(len(lines[i]) + 1 for i in span) <= CHUNK_CHARS:
         return [leftover]
     out: list[Leftover] = []
-    start, size, words = span.start, 0, 0
+    start: int | None = None
+    size = words = 0
     for i in span:
+        if start is None and not lines[i].strip():
+            continue  # a chunk starts at text, not at the blank line that ended the one before
+        start = i if start is None else start
         size += len(lines[i]) + 1
         words += len(lines[i].split())
         at_break = i + 1 >= span.stop or not lines[i + 1].strip()
         if i + 1 >= span.stop or (size >= CHUNK_CHARS and (at_break or size >= 2 * CHUNK_CHARS)):
-            if words:
-                out.append(Leftover(start + 1, i + 1, leftover.section, words))
-            start, size, words = i + 1, 0, 0
+            out.append(Leftover(start + 1, i + 1, leftover.section, words))
+            start, size, words = None, 0, 0
     return out
 
 
@@ -335,7 +341,8 @@ class ProseQuestions:
     """Turns the leftovers of imported files into cards through a :class:`QuestionWriter`.
 
     ``cache_dir`` None keeps nothing between runs; ``max_calls``: model calls one :meth:`apply`
-    may make (cached sections cost none; 0 = cached results only, no calls).
+    may make, i.e. per path ingested (a file or folder; each uploaded file); cached sections cost
+    none; 0 = cached results only, no calls.
     """
 
     writer: QuestionWriter
