@@ -17,7 +17,7 @@ import chainlit as cl
 from bot.adapters.inert import inert
 from bot.knowledge.importers import SUFFIXES as NOTE_SUFFIXES
 from bot.knowledge.ingest import IngestError, IngestSummary
-from bot.knowledge.library import NotesFile, Upload, UploadResult
+from bot.knowledge.library import UPLOAD_SUFFIXES, NotesFile, Upload, UploadResult
 from bot.practice.coach import Coach
 
 __all__ = ["NOTES_COMMAND", "add_notes", "ask_for_notes", "notes_command", "welcome_md"]
@@ -31,7 +31,8 @@ SHOWN_FILES = 6  # files listed by name on the welcome screen
 SHOWN_TOPICS = 8
 SHOWN_SECTIONS = 5  # sections not turned into questions, listed in an upload's summary
 HOW_TO_ADD = (
-    f"Attach notes files ({', '.join(NOTE_SUFFIXES)}) with the paperclip button in the chat box, or pick the "
+    f"Attach notes files ({', '.join(NOTE_SUFFIXES)}, or an Obsidian vault as a .zip) with the paperclip button "
+    "in the chat box, or pick the "
     "**Add notes** starter."
 )
 
@@ -144,6 +145,8 @@ async def ask_for_notes(coach: Coach, user: str) -> None:
             "text/plain": list(NOTE_SUFFIXES),
             "text/markdown": list(NOTE_SUFFIXES),
             "application/pdf": [".pdf"],
+            "application/zip": [".zip"],
+            "application/x-zip-compressed": [".zip"],
         },
         max_files=MAX_FILES,
         max_size_mb=MAX_SIZE_MB,
@@ -158,7 +161,7 @@ async def ask_for_notes(coach: Coach, user: str) -> None:
 def _format_help() -> str:
     return (
         "Questions are lines ending in `?`, `Q:`/`A:` pairs or headings; the text under each is its answer. "
-        f"Accepted: {', '.join(NOTE_SUFFIXES)}."
+        f"Accepted: {', '.join(UPLOAD_SUFFIXES)} (a zipped Obsidian vault)."
     )
 
 
@@ -239,6 +242,7 @@ def welcome_md(coach: Coach, user: str) -> str:
         parts.append(f"Topics: {_topics_line(ranked)}{more}.")
     parts.append(
         "**Start:** pick *Quick drill* below, or *Add notes* to upload your own `.md` / `.txt` / `.pdf` notes "
+        "or a zipped Obsidian vault "
         "(or attach them with the paperclip in the chat box)."
     )
     return "\n\n".join(parts)
