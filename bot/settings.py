@@ -141,6 +141,23 @@ class Settings(BaseSettings):
         validation_alias=_env("INTERVIEW_MAX_CARDS_PER_FILE"),
         description="Notes files with more questions than this are refused (skipped in a folder): split or raise.",
     )
+    prose_questions: Literal["auto", "off"] = Field(
+        "auto",
+        validation_alias=_env("INTERVIEW_PROSE_QUESTIONS"),
+        description=(
+            "'auto' = with a chat model configured (the LLM grader's), ingest asks it for questions about "
+            "prose sections no question or concept covers; 'off' = never (such sections are only listed)."
+        ),
+    )
+    prose_max_calls: int = Field(
+        200,
+        ge=0,
+        validation_alias=_env("INTERVIEW_PROSE_MAX_CALLS"),
+        description=(
+            "Model calls for prose sections per ingested path (a file or folder; each uploaded file); cached "
+            "sections cost none; the rest are listed and asked on the next ingest."
+        ),
+    )
     related_k: int = Field(
         3, ge=0, le=20, validation_alias=_env("INTERVIEW_RELATED_K"), description="Related passages per card."
     )

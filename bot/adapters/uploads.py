@@ -14,9 +14,10 @@ from typing import Any
 
 import chainlit as cl
 
+from bot.adapters.inert import inert
 from bot.knowledge.importers import SUFFIXES as NOTE_SUFFIXES
 from bot.knowledge.ingest import IngestError, IngestSummary
-from bot.knowledge.library import NotesFile, Upload, UploadResult
+from bot.knowledge.library import UPLOAD_SUFFIXES, NotesFile, Upload, UploadResult
 from bot.practice.coach import Coach
 
 __all__ = ["NOTES_COMMAND", "add_notes", "ask_for_notes", "notes_command", "welcome_md"]
@@ -28,8 +29,10 @@ MAX_SIZE_MB = 20
 PROGRESS_EVERY_S = 0.5
 SHOWN_FILES = 6  # files listed by name on the welcome screen
 SHOWN_TOPICS = 8
+SHOWN_SECTIONS = 5  # sections not turned into questions, listed in an upload's summary
 HOW_TO_ADD = (
-    f"Attach notes files ({', '.join(NOTE_SUFFIXES)}) with the paperclip button in the chat box, or pick the "
+    f"Attach notes files ({', '.join(NOTE_SUFFIXES)}, or an Obsidian vault as a .zip) with the paperclip button "
+    "in the chat box, or pick the "
     "**Add notes** starter."
 )
 
@@ -47,13 +50,27 @@ def summary_md(result: UploadResult) -> str:
             f"**Added {s.files} notes file{'s' if s.files != 1 else ''}** ({', '.join(result.names)}): "
             f"{s.cards} questions — {s.added} new, {s.updated} updated, {s.unchanged} unchanged."
         )
-        if result.generated:
-            lines.append(f"{result.generated} of them are generated from headings and definitions in your notes.")
+        concepts = result.generated - result.from_prose
+        if concepts:
+            lines.append(f"{concepts} of them are generated from headings and definitions in your notes.")
+        if result.from_prose:
+            lines.append(
+                f"{result.from_prose} of them were written by the model about paragraphs of prose in your notes; "
+                "each one's reference answer is a passage quoted from the notes."
+            )
         if s.topics:
             lines.append(f"Topics: {_topics_line(s.topics)}.")
         if s.no_answer:
             lines.append(f"{s.no_answer} of them have no answer in the notes (graded from general knowledge).")
         lines.append("They are in your next session: `/drill` asks them with the rest, `/notes` lists your files.")
+    if result.unquestioned:
+        shown = result.unquestioned[:SHOWN_SECTIONS]
+        more = len(result.unquestioned) - len(shown)
+        lines.append(
+            "Not turned into questions (text under no question or heading):\n"
+            + "\n".join(f"- {inert(u)}" for u in shown)
+            + (f"\n- … and {more} more" if more > 0 else "")
+        )
     if result.rejected:
         lines.append(
             "**Not added** (nothing of these files was stored):\n" + "\n".join(f"- {r}" for r in result.rejected)
@@ -78,19 +95,24 @@ async def add_notes(coach: Coach, user: str, elements: Sequence[Any]) -> None:
     msg = cl.Message(content=f"Adding your notes: reading {names}…")
     await msg.send()
     loop = asyncio.get_running_loop()
-    state = {"done": 0, "total": 0}
+    state: dict[str, Any] = {"done": 0, "total": 0, "prose": None}
 
     def progress(done: int, total: int) -> None:  # called from the worker thread
         state["done"], state["total"] = done, total
 
-    work = loop.run_in_executor(None, lambda: coach.library.add(user, uploads, progress=progress))
-    shown = (0, 0)
+    def prose_progress(name: str, done: int, total: int) -> None:  # worker thread: model calls for prose
+        state["prose"] = (name, done, total)
+
+    work = loop.run_in_executor(
+        None, lambda: coach.library.add(user, uploads, progress=progress, prose_progress=prose_progress)
+    )
+    shown: str = msg.content
     while not work.done():
         await asyncio.wait([work], timeout=PROGRESS_EVERY_S)
-        now = (state["done"], state["total"])
-        if now != shown and now[1] and not work.done():
-            shown = now
-            msg.content = f"Adding your notes ({names}): {now[1]} questions found, {now[0]} indexed…"
+        text = _progress_text(names, state)
+        if text and text != shown and not work.done():
+            shown = text
+            msg.content = text
             await msg.update()
     try:
         result = work.result()
@@ -103,6 +125,18 @@ async def add_notes(coach: Coach, user: str, elements: Sequence[Any]) -> None:
     await msg.update()
 
 
+def _progress_text(names: str, state: dict[str, Any]) -> str:
+    if state["total"]:
+        return f"Adding your notes ({names}): {state['total']} questions found, {state['done']} indexed…"
+    if state["prose"] is not None:
+        name, done, total = state["prose"]
+        return (
+            f"Adding your notes ({names}): writing questions about the prose in {name}, "
+            f"{done} of {total} section{'s' if total != 1 else ''} done…"
+        )
+    return ""
+
+
 async def ask_for_notes(coach: Coach, user: str) -> None:
     """The "Add notes" starter: a file picker, then the same as the attach button."""
     files = await cl.AskFileMessage(
@@ -111,6 +145,8 @@ async def ask_for_notes(coach: Coach, user: str) -> None:
             "text/plain": list(NOTE_SUFFIXES),
             "text/markdown": list(NOTE_SUFFIXES),
             "application/pdf": [".pdf"],
+            "application/zip": [".zip"],
+            "application/x-zip-compressed": [".zip"],
         },
         max_files=MAX_FILES,
         max_size_mb=MAX_SIZE_MB,
@@ -125,7 +161,7 @@ async def ask_for_notes(coach: Coach, user: str) -> None:
 def _format_help() -> str:
     return (
         "Questions are lines ending in `?`, `Q:`/`A:` pairs or headings; the text under each is its answer. "
-        f"Accepted: {', '.join(NOTE_SUFFIXES)}."
+        f"Accepted: {', '.join(UPLOAD_SUFFIXES)} (a zipped Obsidian vault)."
     )
 
 
@@ -206,6 +242,7 @@ def welcome_md(coach: Coach, user: str) -> str:
         parts.append(f"Topics: {_topics_line(ranked)}{more}.")
     parts.append(
         "**Start:** pick *Quick drill* below, or *Add notes* to upload your own `.md` / `.txt` / `.pdf` notes "
+        "or a zipped Obsidian vault "
         "(or attach them with the paperclip in the chat box)."
     )
     return "\n\n".join(parts)

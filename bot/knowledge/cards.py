@@ -10,11 +10,12 @@ from pydantic import BaseModel, Field
 
 from bot.knowledge.text import normalize_for_search
 
-__all__ = ["FLAG_GENERATED", "FLAG_IMPORTANT", "FLAG_NO_ANSWER", "Card", "Source"]
+__all__ = ["FLAG_FROM_PROSE", "FLAG_GENERATED", "FLAG_IMPORTANT", "FLAG_NO_ANSWER", "Card", "Source"]
 
 FLAG_IMPORTANT = "important"
 FLAG_NO_ANSWER = "no_answer"
 FLAG_GENERATED = "generated"  # the display question was generated from a concept, not written
+FLAG_FROM_PROSE = "from_prose"  # (with "generated") a model wrote the question from prose; answer quoted
 
 
 class Source(BaseModel):

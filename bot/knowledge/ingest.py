@@ -12,12 +12,15 @@ from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from bot.knowledge.cards import FLAG_GENERATED, Card
+from bot.knowledge.cards import FLAG_FROM_PROSE, FLAG_GENERATED, Card
 from bot.knowledge.checks import display_path
 from bot.knowledge.importers import SUFFIXES, Imported, ImportFailed, load, note_files
 from bot.retrieval.store import SHARED, CardStore
+
+if TYPE_CHECKING:
+    from bot.knowledge.prose import ProseQuestions
 
 __all__ = ["IngestError", "IngestSummary", "ParsedFile", "collect", "ingest", "source_key"]
 
@@ -46,7 +49,8 @@ class IngestSummary:
     unchanged: int = 0
     seconds: float = 0.0
     warnings: list[str] = field(default_factory=list)
-    generated: int = 0  # cards whose question was generated from a concept
+    generated: int = 0  # cards whose question was generated (from a concept, or by a model from prose)
+    from_prose: int = 0  # of those, questions a chat model wrote about prose (answers quoted from it)
     per_file: dict[str, int] = field(default_factory=dict)  # source key -> cards
     unquestioned: list[str] = field(default_factory=list)  # "file: lines 3–9 (section)"
 
@@ -63,6 +67,7 @@ class IngestSummary:
             "seconds": round(self.seconds, 3),
             "warnings": self.warnings,
             "generated": self.generated,
+            "from_prose": self.from_prose,
             "per_file": self.per_file,
             "unquestioned": self.unquestioned,
         }
@@ -78,7 +83,11 @@ def source_key(path: Path, knowledge_dir: Path) -> str:
 
 
 def _unquestioned(imported: Imported) -> tuple[str, ...]:
-    return tuple(f"{imported.where(lo)}" + (f" ({lo.section})" if lo.section else "") for lo in imported.leftovers)
+    out = []
+    for lo in imported.leftovers:
+        reason = imported.reasons.get(lo)
+        out.append(imported.where(lo) + (f" ({lo.section})" if lo.section else "") + (f": {reason}" if reason else ""))
+    return tuple(out)
 
 
 def _exists(root: Path) -> bool:
@@ -89,7 +98,12 @@ def _exists(root: Path) -> bool:
 
 
 def collect(
-    paths: Sequence[Path], knowledge_dir: Path, *, max_cards: int | None = None
+    paths: Sequence[Path],
+    knowledge_dir: Path,
+    *,
+    max_cards: int | None = None,
+    prose: ProseQuestions | None = None,
+    prose_progress: Callable[[int, int], None] | None = None,
 ) -> tuple[list[ParsedFile], list[str]]:
     """Parse every note file under ``paths``.
 
@@ -97,7 +111,9 @@ def collect(
     empty, binary or question-less files are skipped with a warning. A folder (or the whole
     input) with no questions at all is an error. A file with more than ``max_cards`` questions is
     refused the same way (named: an error; in a folder: skipped with a warning). Formats: see
-    :mod:`bot.knowledge.importers`.
+    :mod:`bot.knowledge.importers`. ``prose``: a chat model writes questions for the sections of
+    prose no question covers (:mod:`bot.knowledge.prose`), before files without questions are
+    refused; ``prose_progress(done, total)`` counts those sections.
     """
     if not paths:
         raise IngestError("no paths given")
@@ -111,14 +127,20 @@ def collect(
         if root.is_dir() and not files:
             raise IngestError(f"{root}: no notes found (looked for {', '.join(SUFFIXES)} files)")
         before = len(parsed)
+        loaded: list[tuple[Path, str, Imported | str]] = []  # a file's import, or why it was skipped
         for f in files:
             key = source_key(f, knowledge_dir)
             try:
-                imported = load(f, key)
+                loaded.append((f, key, load(f, key)))
             except ImportFailed as exc:
                 if explicit:
                     raise IngestError(str(exc)) from exc
-                warnings.append(f"skipped {exc}")
+                loaded.append((f, key, f"skipped {exc}"))
+        if prose is not None:
+            loaded = _with_prose(loaded, prose, max_cards, prose_progress)
+        for f, key, imported in loaded:
+            if isinstance(imported, str):
+                warnings.append(imported)
                 continue
             warnings += [f"{f}: {w}" for w in imported.warnings]
             message = ""
@@ -143,6 +165,24 @@ def collect(
         if root.is_dir() and len(parsed) == before:
             raise IngestError(f"{root}: no notes with questions found")
     return parsed, warnings
+
+
+def _with_prose(
+    loaded: list[tuple[Path, str, Imported | str]],
+    prose: ProseQuestions,
+    max_cards: int | None,
+    progress: Callable[[int, int], None] | None,
+) -> list[tuple[Path, str, Imported | str]]:
+    """``loaded`` with questions from prose added (files already over the card limit are left alone)."""
+    todo: list[tuple[int, str, Imported]] = []
+    for i, (_, key, imported) in enumerate(loaded):
+        if isinstance(imported, Imported) and (max_cards is None or len(imported.cards) <= max_cards):
+            todo.append((i, key, imported))
+    done = prose.apply([(key, imported) for _, key, imported in todo], progress=progress)
+    out = list(loaded)
+    for (i, key, _), imported in zip(todo, done, strict=True):
+        out[i] = (loaded[i][0], key, imported)
+    return out
 
 
 def ingest(
@@ -186,6 +226,7 @@ def ingest(
         seconds=time.perf_counter() - started,
         warnings=warnings,
         generated=sum(1 for c in cards if FLAG_GENERATED in c.flags),
+        from_prose=sum(1 for c in cards if FLAG_FROM_PROSE in c.flags),
         per_file={p.key: len(p.cards) for p in parsed},
         unquestioned=[f"{p.key}: {where}" for p in parsed for where in p.unquestioned],
     )

@@ -139,7 +139,9 @@ class Coach:
     def library(self) -> Library:
         """Who sees which notes; each user's uploaded notes files."""
         if self._library is None:
-            self._library = Library(self.settings.data_dir, self.store)
+            from bot.knowledge.prose import make_prose_questions
+
+            self._library = Library(self.settings.data_dir, self.store, prose=make_prose_questions(self.settings))
         return self._library
 
     def owners(self, user: str | None) -> frozenset[str] | None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import time
 from typing import Any
@@ -24,17 +25,25 @@ def ingest(paths: tuple[str, ...], as_json: bool) -> None:
     """
     from bot.knowledge.ingest import IngestError, collect
     from bot.knowledge.ingest import ingest as run_ingest
+    from bot.knowledge.prose import make_prose_questions
     from bot.retrieval.embeddings import EmbeddingModelMissing
     from bot.retrieval.lock import DataDirBusy, data_lock
     from bot.retrieval.store import open_store
 
     settings = get_settings()
     targets = note_paths(settings, paths)
+    prose = make_prose_questions(settings)  # None offline: sections of prose are only listed
     try:
         started = time.perf_counter()
-        collected = collect(
-            targets, settings.knowledge_dir, max_cards=settings.max_cards_per_file
-        )  # validate before opening (and creating) the store
+        with contextlib.ExitStack() as stack:
+            shown = None if prose is None else stack.enter_context(progress_bar("questions from prose", "sections"))
+            collected = collect(
+                targets,
+                settings.knowledge_dir,
+                max_cards=settings.max_cards_per_file,
+                prose=prose,
+                prose_progress=shown,
+            )  # validate before opening (and creating) the store
     except IngestError as exc:
         raise BadInput(str(exc)) from exc
     try:
@@ -63,8 +72,17 @@ def ingest(paths: tuple[str, ...], as_json: bool) -> None:
         f"unchanged {summary.unchanged}; store '{store.name}' now holds {store.count()})."
     )
     click.echo(f"Topics: {topics}")
-    if summary.generated:
-        click.echo(f"{summary.generated} question(s) generated from concepts (headings, 'Term: definition' lines).")
+    if summary.generated > summary.from_prose:
+        click.echo(
+            f"{summary.generated - summary.from_prose} question(s) generated from concepts "
+            "(headings, 'Term: definition' lines)."
+        )
+    if summary.from_prose:
+        calls = f"; {prose.calls} model call(s) this run, the rest cached" if prose is not None else ""
+        click.echo(
+            f"{summary.from_prose} question(s) written by the model from prose "
+            f"(each answer quoted from the notes{calls})."
+        )
     if summary.unquestioned:
         click.echo("Not turned into questions (text under no question or concept):")
         for where in summary.unquestioned:
@@ -75,13 +93,17 @@ def ingest(paths: tuple[str, ...], as_json: bool) -> None:
 @click.argument("paths", nargs=-1, type=click.Path())
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON array of cards.")
 def cards(paths: tuple[str, ...], as_json: bool) -> None:
-    """Parse notes and print the cards (no store needed)."""
+    """Parse notes and print the cards (no store needed; questions from prose as far as cached)."""
     from bot.knowledge.ingest import IngestError, collect
+    from bot.knowledge.prose import make_prose_questions
 
     settings = get_settings()
     try:
         parsed, warnings = collect(
-            note_paths(settings, paths), settings.knowledge_dir, max_cards=settings.max_cards_per_file
+            note_paths(settings, paths),
+            settings.knowledge_dir,
+            max_cards=settings.max_cards_per_file,
+            prose=make_prose_questions(settings, calls=False),  # what ingest stored; no model calls here
         )
     except IngestError as exc:
         raise BadInput(str(exc)) from exc

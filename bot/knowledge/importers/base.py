@@ -24,6 +24,8 @@ class Imported:
     leftovers: list[Leftover] = field(default_factory=list)
     pages: dict[int, int] = field(default_factory=dict)  # line (1-based) -> PDF page, for leftovers
     warnings: list[str] = field(default_factory=list)  # what reading it repaired or could not use
+    text: str = ""  # the text the cards' and leftovers' line numbers refer to ("" when not line-based)
+    reasons: dict[Leftover, str] = field(default_factory=dict)  # why a leftover is still not a question
 
     def where(self, leftover: Leftover) -> str:
         """``lines 3–9`` or ``p. 2`` for a leftover."""

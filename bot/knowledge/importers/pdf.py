@@ -48,4 +48,4 @@ class PdfImporter:
         for card in cards:
             card.source.page_start = pages.get(card.source.line_start)
             card.source.page_end = pages.get(card.source.line_end)
-        return Imported(cards=cards, leftovers=leftovers, pages=pages)
+        return Imported(cards=cards, leftovers=leftovers, pages=pages, text=text)

@@ -43,7 +43,9 @@ def _parse(text: str, key: str, repaired: list[str]) -> Imported:
         for number, line in enumerate(text.split("\n"), start=1)
         if len(line) > MAX_QUESTION_CHARS and line.rstrip().endswith("?")
     }
-    return Imported(cards=cards, leftovers=leftovers, warnings=[*repaired, *unread_questions(long_lines, cards)])
+    return Imported(
+        cards=cards, leftovers=leftovers, warnings=[*repaired, *unread_questions(long_lines, cards)], text=text
+    )
 
 
 class TextImporter:
