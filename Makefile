@@ -10,7 +10,7 @@ export HF_HUB_OFFLINE := 1
 export ANONYMIZED_TELEMETRY := False
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: install run ingest test test-fast lint bench eval lock clean
+.PHONY: install run ingest test test-fast lint bench eval train-grader lock clean
 
 install: $(STAMP)
 
@@ -51,7 +51,14 @@ bench: install
 # Grader agreement with human graders on ../shared/datasets (held-out splits).
 eval: install
 	$(BIN)/python bench/offline_agreement.py
+	$(BIN)/python bench/judge_eval.py
 	$(BIN)/python bench/rubric_devset.py
+
+# The offline judge (bot/grading/judge): trained on the training splits of ../shared/datasets, seeded,
+# one CPU thread (the same weights on any machine); then its held-out figures go into its model card.
+train-grader: install
+	$(BIN)/python -m bot.install.judge_train --data ../shared/datasets --out bot/grading/judge
+	$(BIN)/python bench/judge_eval.py --card
 
 # Regenerate requirements.lock after changing dependencies (needs `pip install uv`).
 lock:

@@ -37,12 +37,14 @@ sys.path.insert(0, str(ROOT))
 from bot.evaluation.metrics import pearson as ev_pearson  # noqa: E402
 from bot.evaluation.metrics import spearman as ev_spearman  # noqa: E402
 from bot.grading.base import GradeRequest  # noqa: E402
+from bot.grading.judge import Judge, Verdicts  # noqa: E402
 from bot.grading.keypoints import stopwords, tokens  # noqa: E402
 from bot.grading.offline.grader import OfflineGrader  # noqa: E402
 from bot.grading.offline.params import FEATURES, PARAMS_PATH, OfflineParams  # noqa: E402
 
 DATA = Path("/work/shared/datasets")
 CACHE = Path("/tmp/offline_grader_bench_cache.pkl")
+JUDGE_CACHE = Path("/tmp/offline_grader_judge_cache.pkl")
 TRAIN = [("saf", "training"), ("beetle", "train"), ("sciEntsBank", "train")]
 EVAL = [
     ("saf", "unseen_answers"),
@@ -53,7 +55,7 @@ EVAL = [
     ("sciEntsBank", "test-unseen-questions"),
     ("sciEntsBank", "test-unseen-domains"),
 ]
-COVERAGE = {"rec", "rec_plain", "prec", "cos", "cos_dem", "kp", "kp_sem", "kp_lex"}  # must not get a negative weight
+COVERAGE = {"rec", "rec_plain", "prec", "cos", "cos_dem", "kp", "kp_sem", "kp_lex", "j_ref"}  # never a negative weight
 
 
 class CachingEmbedder:
@@ -198,9 +200,9 @@ def choose_hit_threshold(g: OfflineGrader, reqs: list[GradeRequest], y: np.ndarr
     prepared = g._prepare(reqs)
     matches = []
     keep = []
-    for i, (ref, ans, vecs) in enumerate(prepared):
+    for i, (ref, ans, vecs, judged) in enumerate(prepared):
         if ref is not None and ans is not None and vecs is not None:
-            matches.append(g._features(ref, ans, vecs).point_match)
+            matches.append(g._features(ref, ans, vecs, judged).point_match)
             keep.append(i)
     yk = y[keep]
     best_t, best_r = 0.5, -1.0
@@ -212,6 +214,29 @@ def choose_hit_threshold(g: OfflineGrader, reqs: list[GradeRequest], y: np.ndarr
     return round(best_t, 3)
 
 
+class CachingJudge:
+    """Wraps the judge with a (text, text) → verdict cache persisted in /tmp (dev speed only)."""
+
+    def __init__(self, inner: Judge, path: Path | None) -> None:
+        self.inner = inner
+        self.path = path
+        self.cache: dict[tuple[str, str], tuple[np.ndarray, float]] = {}
+        if path and path.exists():
+            self.cache = pickle.loads(path.read_bytes())
+
+    def judge(self, pairs: Sequence[tuple[str, str]]) -> Verdicts:
+        missing = list(dict.fromkeys(p for p in pairs if p not in self.cache))
+        if missing:
+            v = self.inner.judge(missing)
+            self.cache.update((pair, (v.probs[i], float(v.score[i]))) for i, pair in enumerate(missing))
+        probs = np.array([self.cache[p][0] for p in pairs], dtype=np.float32).reshape(len(pairs), -1)
+        return Verdicts(probs, np.array([self.cache[p][1] for p in pairs], dtype=np.float32))
+
+    def save(self) -> None:
+        if self.path:
+            self.path.write_bytes(pickle.dumps(self.cache))
+
+
 # --- main -----------------------------------------------------------------------------------------
 
 
@@ -220,6 +245,7 @@ def main() -> None:
     ap.add_argument("--limit", type=int, default=None, help="rows per split (random sample)")
     ap.add_argument("--fit", action="store_true", help=f"refit and write {PARAMS_PATH}")
     ap.add_argument("--lam", type=float, default=0.01)
+    ap.add_argument("--version", default="3", help="the version --fit writes (bump it with every refit)")
     ap.add_argument("--no-latency", action="store_true")
     ap.add_argument("--no-cache", action="store_true", help="do not use the /tmp embedding cache")
     args = ap.parse_args()
@@ -229,6 +255,8 @@ def main() -> None:
 
     raw = LocalEmbedder(Settings())
     emb = CachingEmbedder(raw, None if args.no_cache else CACHE)
+    real_judge = Judge()
+    judge = CachingJudge(real_judge, None if args.no_cache else JUDGE_CACHE.with_suffix(f".{real_judge.version}.pkl"))
     groups = load_rows()
 
     if args.fit:
@@ -237,9 +265,11 @@ def main() -> None:
         reqs = requests_for([r for _, r in rows])
         y = targets([r for _, r in rows])
         dsn = np.array([ds for ds, _ in rows])
-        g = OfflineGrader(emb, params=OfflineParams())
+        current = OfflineParams.load()  # the rubric-path settings (tuned on the dev set) carry over
+        g = OfflineGrader(emb, params=OfflineParams(), judge=judge)
         feats = g.feature_matrix(reqs)
         emb.save()
+        judge.save()
         ok = ~np.isnan(feats).any(axis=1)
         best, model, top = fit(feats[ok], y[ok], dsn[ok], args.lam)
         print(f"features computed in {time.time() - t0:.0f}s; LODO top subsets:")
@@ -257,7 +287,7 @@ def main() -> None:
         out_hi = float(np.nanmedian(self_z))
         emb.save()
         data = {
-            "version": "2",
+            "version": args.version,
             "about": "Ridge on standardised features, fitted on SAF training + SemEval-2013 train (Beetle, "
             "SciEntsBank), each dataset weighted equally; features chosen by leave-one-dataset-out. "
             "z = intercept + sum(coef * (f - mean) / scale); "
@@ -285,18 +315,20 @@ def main() -> None:
             "max_answer_chars": params.max_answer_chars,
             "max_segments": params.max_segments,
             "min_segment_words": params.min_segment_words,
-            "rubric_alpha": params.rubric_alpha,
-            "rubric_lo": params.rubric_lo,
-            "rubric_hi": params.rubric_hi,
-            "rubric_precision": list(params.rubric_precision),
-            "keyword_list_ratio": params.keyword_list_ratio,
+            "rubric_alpha": current.rubric_alpha,
+            "rubric_lo": current.rubric_lo,
+            "rubric_hi": current.rubric_hi,
+            "rubric_precision": list(current.rubric_precision),
+            "keyword_list_ratio": current.keyword_list_ratio,
+            "judge_weight": current.judge_weight,
+            "judge_contradiction": current.judge_contradiction,
             "fit": {"lambda": args.lam, "rows": int(ok.sum()), "lodo_criterion_mean_min": round(top[0][0], 4)},
         }
         PARAMS_PATH.parent.mkdir(parents=True, exist_ok=True)
         PARAMS_PATH.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
         print(f"wrote {PARAMS_PATH}: {best} coef={data['coef']} hit_threshold={thr}")
 
-    g = OfflineGrader(emb)
+    g = OfflineGrader(emb, judge=judge)
     print(f"\nAgreement with human grades ({g.prompt_version}; Pearson / Spearman / RMSE 0–1)")
     header = f"{'split':38} {'n':>5}  " + "  ".join(
         f"{m:^20}" for m in ("(a) cosine", "(b) recall", "(c) mix", "(d) offline")
@@ -310,6 +342,7 @@ def main() -> None:
         grades = g.grade_many(requests_for(eval_rows))
         ours = np.array([(gr.score or 0.0) / 10 for gr in grades])
         emb.save()
+        judge.save()
         cells = []
         for pred in (base["cosine"], base["recall"], base["mix"], ours):
             cells.append(f"{pearson(pred, y):.3f} {spearman(pred, y):.3f} {rmse(pred, y):.3f}")

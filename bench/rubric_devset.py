@@ -41,7 +41,7 @@ def load() -> list[dict[str, Any]]:
     return [json.loads(line) for line in DEVSET.read_text(encoding="utf-8").splitlines() if line.strip()]
 
 
-def grade_all(rows: list[dict[str, Any]], *, use_rubric: bool) -> list[float]:
+def grade_all(rows: list[dict[str, Any]], *, use_rubric: bool, grader: Any = None) -> list[float]:
     from bot.grading.offline.grader import OfflineGrader
     from bot.retrieval.embeddings import LocalEmbedder
 
@@ -56,7 +56,7 @@ def grade_all(rows: list[dict[str, Any]], *, use_rubric: bool) -> list[float]:
 
             extra["rubric"] = compile_rubric(card)
         reqs.append(GradeRequest(question=card.display_question, reference=card.answer, answer=row["answer"], **extra))
-    grades = OfflineGrader(LocalEmbedder(Settings())).grade_many(reqs)
+    grades = (grader or OfflineGrader(LocalEmbedder(Settings()))).grade_many(reqs)
     print(f"grader: offline, rubric: {'yes' if with_rubric else 'no'}, answers: {len(reqs)}")
     return [g.score if g.score is not None else float("nan") for g in grades]
 

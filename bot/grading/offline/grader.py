@@ -80,6 +80,7 @@ from bot.grading.base import (
     stream_whole,
     ungraded,
 )
+from bot.grading.judge import Judge, PairJudge, Verdicts
 from bot.grading.keypoints import (
     clean_text,
     content_stems,
@@ -153,6 +154,10 @@ class _Result:
     point_lex_best: list[float]
     point_sem: list[float]
     point_lex: list[float]
+    judged: Verdicts | None  # per key point (rows 0..k-1), then the whole reference when judged
+
+
+_Prepared = tuple["_Ref | None", "_Answer | None", "np.ndarray | None", "Verdicts | None"]
 
 
 _IDK = re.compile(
@@ -175,12 +180,19 @@ class OfflineGrader:
     """Embedding + alignment grader with a tiny learned model. Never raises from ``grade``."""
 
     def __init__(
-        self, embedder: Embedder, *, params_path: Path | None = None, params: OfflineParams | None = None
+        self,
+        embedder: Embedder,
+        *,
+        params_path: Path | None = None,
+        params: OfflineParams | None = None,
+        judge: PairJudge | None = None,
     ) -> None:
         """``params`` (e.g. unfitted ones while refitting) or else the file ``params_path`` (default
-        ``params.json``; a missing or bad file raises :class:`OfflineParamsError`)."""
+        ``params.json``; a missing or bad file raises :class:`OfflineParamsError`). ``judge``: the trained
+        judge (default: the committed model, loaded on first use when the parameters use it)."""
         self._embedder = embedder
         self.params = params if params is not None else OfflineParams.load(params_path)
+        self._judge: PairJudge | None = judge if judge is not None else (Judge() if self.params.uses_judge else None)
         self.prompt_version = f"offline-{self.params.version}"
         self._refs: OrderedDict[tuple[str, str, tuple[str, ...], bool], _Ref] = OrderedDict()
         self._lock = threading.Lock()
@@ -223,9 +235,9 @@ class OfflineGrader:
         """Raw features (columns in :data:`FEATURES` order) for calibration; NaN rows when not gradable."""
         out = np.full((len(requests), len(FEATURES)), np.nan)
         prepared = self._prepare(requests, all_features=True)
-        for i, (ref, ans, vecs) in enumerate(prepared):
+        for i, (ref, ans, vecs, judged) in enumerate(prepared):
             if ref is not None and ans is not None and vecs is not None:
-                res = self._features(ref, ans, vecs)
+                res = self._features(ref, ans, vecs, judged)
                 out[i] = [res.features[f] for f in FEATURES]
         return out
 
@@ -336,11 +348,9 @@ class OfflineGrader:
             demoted=demoted_text(" ".join(segments), question),
         )
 
-    def _prepare(
-        self, requests: Sequence[GradeRequest], *, all_features: bool = False
-    ) -> list[tuple[_Ref | None, _Answer | None, np.ndarray | None]]:
-        """Reference data, answer data and the answer's clause vectors (+ a last row: its question-demoted
-        text, when ``cos_dem`` is needed)."""
+    def _prepare(self, requests: Sequence[GradeRequest], *, all_features: bool = False) -> list[_Prepared]:
+        """Reference data, answer data, the answer's clause vectors (+ a last row: its question-demoted
+        text, when ``cos_dem`` is needed) and the judge's verdicts (one batched call for all answers)."""
         with_dem = all_features or "cos_dem" in self.params.features
         refs_text = [self._reference_text(r) for r in requests]
         keys = [
@@ -367,14 +377,40 @@ class OfflineGrader:
                     seg_texts.append(prepared.demoted)
             spans.append((start, len(seg_texts)))
         vecs = np.asarray(self._embedder.embed(seg_texts), dtype=np.float32) if seg_texts else None
-        out: list[tuple[_Ref | None, _Answer | None, np.ndarray | None]] = []
-        for key, ans, (a, b) in zip(keys, answers, spans, strict=True):
+        judged = self._judged([(refs.get(k), a, bool(k[2])) for k, a in zip(keys, answers, strict=True)], all_features)
+        out: list[_Prepared] = []
+        for key, ans, (a, b), verdicts in zip(keys, answers, spans, judged, strict=True):
             ref = refs.get(key)
             seg_vecs = vecs[a:b] if vecs is not None and b > a else None
-            out.append((ref, ans, seg_vecs))
+            out.append((ref, ans, seg_vecs, verdicts))
         return out
 
-    def _features(self, ref: _Ref, ans: _Answer, vecs: np.ndarray) -> _Result:
+    def _judged(
+        self, items: list[tuple[_Ref | None, _Answer | None, bool]], all_features: bool
+    ) -> list[Verdicts | None]:
+        """The judge, in one batched call: on (key point, answer) for every point of a request with a rubric
+        when the parameters use it per point, then on (reference, answer) when ``j_ref`` is a feature."""
+        if self._judge is None:
+            return [None] * len(items)
+        whole = all_features or "j_ref" in self.params.features
+        pairs: list[tuple[str, str]] = []
+        spans: list[tuple[int, int, int]] = []
+        for ref, ans, graded in items:
+            start = len(pairs)
+            points = 0
+            if ref is not None and ans is not None and ans.stems:
+                if graded and self.params.judges_points:
+                    pairs.extend((point, ans.text) for point in ref.points)
+                    points = len(ref.points)
+                if whole:
+                    pairs.append((ref.reference, ans.text))
+            spans.append((start, points, len(pairs)))
+        if not pairs:
+            return [None] * len(items)
+        verdicts = self._judge.judge(pairs)
+        return [Verdicts(verdicts.probs[a:b], verdicts.score[a:b], points=k) if b > a else None for a, k, b in spans]
+
+    def _features(self, ref: _Ref, ans: _Answer, vecs: np.ndarray, judged: Verdicts | None) -> _Result:
         p = self.params
         n_seg = len(ans.segments)
         seg_vecs = vecs[:n_seg]
@@ -412,8 +448,17 @@ class OfflineGrader:
             "kp_lex": float(np.mean(point_lex)) if point_lex else 0.0,
             "len": min(1.5, ans.content_len / ref.ref_len),
         }
+        feats["j_ref"] = nan
+        if judged is not None and len(judged.score) > judged.points:
+            feats["j_ref"] = float(judged.score[judged.points])
         return _Result(
-            feats, point_match, [int(b) for b in point_best], point_lex_best, [float(s) for s in point_sem], point_lex
+            feats,
+            point_match,
+            [int(b) for b in point_best],
+            point_lex_best,
+            [float(s) for s in point_sem],
+            point_lex,
+            judged,
         )
 
     def _model(self, feats: dict[str, float]) -> float:
@@ -426,9 +471,9 @@ class OfflineGrader:
     def _grade_batch(self, requests: Sequence[GradeRequest]) -> list[Grade]:
         prepared = self._prepare(requests)
         grades: list[Grade] = []
-        for request, (ref, ans, vecs) in zip(requests, prepared, strict=True):
+        for request, (ref, ans, vecs, judged) in zip(requests, prepared, strict=True):
             try:
-                grades.append(self._finish(request, ref, ans, vecs))
+                grades.append(self._finish(request, ref, ans, vecs, judged))
             except Exception as exc:
                 grades.append(
                     ungraded(
@@ -448,7 +493,14 @@ class OfflineGrader:
             notes=notes,
         )
 
-    def _finish(self, request: GradeRequest, ref: _Ref | None, ans: _Answer | None, vecs: np.ndarray | None) -> Grade:
+    def _finish(
+        self,
+        request: GradeRequest,
+        ref: _Ref | None,
+        ans: _Answer | None,
+        vecs: np.ndarray | None,
+        judged: Verdicts | None,
+    ) -> Grade:
         p = self.params
         if ref is None or ans is None:
             return ungraded(
@@ -473,7 +525,7 @@ class OfflineGrader:
                 without_ref=without_ref,
                 notes=notes,
             )
-        res = self._features(ref, ans, vecs)
+        res = self._features(ref, ans, vecs, judged)
         fw_ratio = function_word_ratio(ans.toks)
         pairs, kept = order_kept(content_stems(ans.toks), ref.ref_pos)
         stuffing = (
@@ -550,14 +602,22 @@ class OfflineGrader:
         claims: list[Claim] = []
         for k, point in enumerate(ref.points):
             credit: float | None = None
+            judged = res.judged if res.judged is not None and res.judged.points else None
+            p_ent = float(judged.of("entails")[k]) if judged is not None else 0.0
+            p_con = float(judged.of("contradicts")[k]) if judged is not None else 0.0
             if graded:
                 m = p.rubric_alpha * res.point_sem[k] + (1 - p.rubric_alpha) * res.point_lex[k]
-                credit = 0.0 if stuffing else min(1.0, max(0.0, (m - p.rubric_lo) / (p.rubric_hi - p.rubric_lo)))
+                credit = min(1.0, max(0.0, (m - p.rubric_lo) / (p.rubric_hi - p.rubric_lo)))
+                if judged is not None and p.judge_weight > 0:
+                    verdict = p_ent + 0.5 * float(judged.of("partial")[k])
+                    credit = p.judge_weight * verdict + (1 - p.judge_weight) * credit
+                credit = 0.0 if stuffing else credit
             best = res.point_best[k]
             evidence = short(ans.segments[best], 200)
             seg_neg = has_negation(tokens(ans.segments[best]))
             aligned = res.point_lex_best[k] >= p.contradiction_lex and res.point_sem[k] >= p.contradiction_sem
-            if aligned and seg_neg != ref.point_neg[k]:
+            judge_says = judged is not None and p_con >= p.judge_contradiction and p_con > p_ent and not stuffing
+            if judge_says or (aligned and seg_neg != ref.point_neg[k]):
                 status = ClaimStatus.CONTRADICTED
             elif (credit >= 0.5 if credit is not None else res.point_match[k] >= p.hit_threshold) and not stuffing:
                 status = ClaimStatus.HIT

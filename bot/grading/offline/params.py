@@ -11,10 +11,23 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-__all__ = ["FEATURES", "PARAMS_PATH", "OfflineParams", "OfflineParamsError"]
+__all__ = ["FEATURES", "JUDGE_FEATURES", "PARAMS_PATH", "OfflineParams", "OfflineParamsError"]
 
 PARAMS_PATH = Path(__file__).resolve().parent / "params.json"
-FEATURES = ("rec", "rec_plain", "prec", "cos", "cos_q", "cos_dem", "kp", "kp_sem", "kp_lex", "len")
+FEATURES = (
+    "rec",
+    "rec_plain",
+    "prec",
+    "cos",
+    "cos_q",
+    "cos_dem",
+    "kp",
+    "kp_sem",
+    "kp_lex",
+    "len",
+    "j_ref",  # the trained judge's score of the answer against the whole reference (one pair per answer)
+)
+JUDGE_FEATURES = frozenset({"j_ref"})
 
 
 class OfflineParamsError(ValueError):
@@ -59,7 +72,22 @@ class OfflineParams:
     rubric_hi: float = 0.55
     rubric_precision: tuple[float, ...] = (0.5, 0.35, 0.2)
     keyword_list_ratio: float = 0.1
+    # The trained judge (bot/grading/judge) against a rubric: a point's credit is judge_weight·(p_entails +
+    # ½·p_partial) + (1 − judge_weight)·(the lexical/semantic credit above); a point is contradicted when
+    # p_contradicts ≥ judge_contradiction and above p_entails. judge_weight 0 and judge_contradiction > 1:
+    # the judge is not used (nor loaded, unless a j_* feature is).
+    judge_weight: float = 0.0
+    judge_contradiction: float = 2.0
     extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def judges_points(self) -> bool:
+        """The judge reads every rubric point (against a rubric only)."""
+        return self.judge_weight > 0 or self.judge_contradiction <= 1
+
+    @property
+    def uses_judge(self) -> bool:
+        return self.judges_points or bool(JUDGE_FEATURES & set(self.features))
 
     @classmethod
     def load(cls, path: Path | None = None) -> OfflineParams:

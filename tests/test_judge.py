@@ -1,0 +1,145 @@
+"""The offline judge: the committed model, its card, batching, and how the offline grader uses it."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import pytest
+
+from bot.grading.base import ClaimStatus, GradeRequest
+from bot.grading.judge import CLASSES, JUDGE_DIR, Judge, Verdicts, encode_pairs, load_pair_tokenizer
+from bot.grading.rubric import KeyPoint, Rubric
+
+MAX_BYTES = 25 * 1024 * 1024
+
+
+@pytest.fixture(scope="module")
+def judge() -> Judge:
+    return Judge()
+
+
+def test_the_committed_model_matches_its_card() -> None:
+    meta = json.loads((JUDGE_DIR / "judge.json").read_text(encoding="utf-8"))
+    model = (JUDGE_DIR / "judge.onnx").read_bytes()
+    assert hashlib.sha256(model).hexdigest() == meta["sha256"]
+    assert len(model) <= MAX_BYTES
+    card = (JUDGE_DIR / "MODEL_CARD.md").read_text(encoding="utf-8")
+    assert meta["sha256"] in card
+    assert "unseen" in card and "Hyperparameters" in card
+    assert meta["classes"] == list(CLASSES)
+
+
+def test_pairs_are_cut_on_the_longer_side() -> None:
+    tok = load_pair_tokenizer(JUDGE_DIR / "tokenizer.json")
+    short, long_ = "dropout reduces overfitting", "word " * 400
+    [(ids, types)] = encode_pairs(tok, [(short, long_)], max_tokens=64)
+    assert len(ids) == len(types) == 64
+    assert ids[0] == 101 and ids.count(102) == 2 and ids[-1] == 102
+    first = ids.index(102)
+    assert first == 1 + len(tok.encode(short, add_special_tokens=False).ids)  # the short side kept whole
+    assert types[: first + 1] == [0] * (first + 1) and set(types[first + 1 :]) == {1}
+
+
+def test_verdicts_are_probabilities_and_the_same_whatever_the_batch(judge: Judge) -> None:
+    pairs = [
+        ("Dropout switches off random neurons during training.", "It turns off random neurons while training."),
+        ("Dropout switches off random neurons during training.", "The capital of France is Paris. " * 40),
+        ("Terminal 1 and the positive terminal are separated by a gap.", "They are connected."),
+    ]
+    together = judge.judge(pairs)
+    assert together.probs.shape == (3, len(CLASSES)) and together.score.shape == (3,)
+    assert np.allclose(together.probs.sum(axis=1), 1.0, atol=1e-5)
+    assert ((together.score >= 0) & (together.score <= 1)).all()
+    alone = [judge.judge([p]) for p in pairs]
+    for i, one in enumerate(alone):
+        assert np.allclose(one.probs[0], together.probs[i], atol=1e-4)
+    assert judge.judge([]).probs.shape == (0, len(CLASSES))
+
+
+def test_a_paraphrase_is_judged_closer_than_an_unrelated_answer(judge: Judge) -> None:
+    v = judge.judge(
+        [
+            ("Dropout switches off random neurons during training.", "It randomly turns off neurons in training."),
+            ("Dropout switches off random neurons during training.", "Paris is the capital of France."),
+        ]
+    )
+    assert v.of("entails")[0] > v.of("entails")[1]
+    assert v.score[0] > v.score[1]
+
+
+class RuleJudge:
+    """A fake judge that computes its verdict from the pair it receives (FunctionModel style): an answer
+    containing the point's ``contra`` word contradicts it, one containing its ``hit`` word entails it."""
+
+    def __init__(self, rules: dict[str, tuple[str, str]]) -> None:
+        self.rules = rules
+        self.calls: list[list[tuple[str, str]]] = []
+
+    def judge(self, pairs: Sequence[tuple[str, str]]) -> Verdicts:
+        self.calls.append(list(pairs))
+        probs = np.zeros((len(pairs), 4), dtype=np.float32)
+        for i, (point, answer) in enumerate(pairs):
+            hit, contra = self.rules.get(point, ("\0", "\0"))
+            cls = 2 if contra in answer else 0 if hit in answer else 3
+            probs[i] = 0.02
+            probs[i, cls] = 0.94
+        return Verdicts(probs, probs[:, 0] + 0.5 * probs[:, 1])
+
+
+RUBRIC = Rubric(
+    card_id="c1",
+    card_hash="h",
+    points=[
+        KeyPoint(text="A black-box model is one whose internals cannot be interpreted.", label="black-box model"),
+        KeyPoint(text="Deep neural networks are typical black-box models.", label="typical examples"),
+    ],
+)
+
+
+def _grader(local_embedder: Any, judge: RuleJudge, **params: Any) -> Any:
+    import dataclasses
+
+    from bot.grading.offline.grader import OfflineGrader
+    from bot.grading.offline.params import OfflineParams
+
+    base = dataclasses.replace(OfflineParams.load(), **params)
+    return OfflineGrader(local_embedder, params=base, judge=judge)
+
+
+def _request(answer: str) -> GradeRequest:
+    return GradeRequest(
+        question="What is a black-box model?",
+        reference=" ".join(RUBRIC.texts),
+        answer=answer,
+        rubric=RUBRIC,
+    )
+
+
+def test_the_judge_marks_a_confident_misconception_contradicted(local_embedder: Any) -> None:
+    rules = {RUBRIC.points[0].text: ("cannot", "read fully"), RUBRIC.points[1].text: ("neural", "\0")}
+    fake = RuleJudge(rules)
+    grader = _grader(local_embedder, fake, judge_weight=0.8, judge_contradiction=0.5)
+    wrong = grader.grade(
+        _request("A black-box model is one you can read fully, like linear regression, and deep neural nets too.")
+    )
+    assert [c.status for c in wrong.claims] == [ClaimStatus.CONTRADICTED, ClaimStatus.HIT]
+    assert "read fully" in wrong.claims[0].evidence
+    assert wrong.misconceptions and wrong.score is not None and wrong.score < 4
+    right = grader.grade(_request("Its internals cannot be interpreted by people; deep neural networks are like that."))
+    assert [c.status for c in right.claims] == [ClaimStatus.HIT, ClaimStatus.HIT]
+    assert right.score is not None and right.score >= 7.5
+    assert all(len(call) == 2 for call in fake.calls)  # one pair per key point, one batch per grade
+
+
+def test_without_judge_weight_the_verdicts_do_not_move_the_score(local_embedder: Any) -> None:
+    answer = "Its internals cannot be interpreted by people; deep neural networks are like that."
+    rules = {RUBRIC.points[0].text: ("\0", "cannot"), RUBRIC.points[1].text: ("\0", "neural")}  # all contradicted
+    off = _grader(local_embedder, RuleJudge(rules), judge_weight=0.0, judge_contradiction=2.0).grade(_request(answer))
+    on = _grader(local_embedder, RuleJudge(rules), judge_weight=0.8, judge_contradiction=0.5).grade(_request(answer))
+    assert ClaimStatus.CONTRADICTED not in [c.status for c in off.claims]
+    assert [c.status for c in on.claims] == [ClaimStatus.CONTRADICTED, ClaimStatus.CONTRADICTED]
+    assert on.score is not None and off.score is not None and on.score < off.score
