@@ -143,3 +143,55 @@ def test_without_judge_weight_the_verdicts_do_not_move_the_score(local_embedder:
     assert ClaimStatus.CONTRADICTED not in [c.status for c in off.claims]
     assert [c.status for c in on.claims] == [ClaimStatus.CONTRADICTED, ClaimStatus.CONTRADICTED]
     assert on.score is not None and off.score is not None and on.score < off.score
+
+
+@pytest.mark.slow
+def test_training_is_seeded_and_exports_a_model_the_run_time_reads(tmp_path: Any) -> None:
+    """A tiny run of the real training code: same seed → same weights; the export loads in onnxruntime."""
+    from bot.install import judge_train
+
+    data = tmp_path / "data"
+    data.mkdir()
+    rows = []
+    for i in range(12):
+        label = ["correct", "contradictory", "partially_correct_incomplete", "irrelevant"][i % 4]
+        for ds in ("beetle", "sciEntsBank"):
+            rows.append(
+                {
+                    "dataset": ds,
+                    "split": "train",
+                    "question_id": f"q{i % 3}",
+                    "reference_answer": "The bulb is in a closed path with the battery.",
+                    "student_answer": f"answer {i} the bulb is {'not ' if i % 4 == 1 else ''}in a closed path",
+                    "score": 1.0 if label == "correct" else 0.0,
+                    "label_5way": label if ds == "beetle" else None,
+                }
+            )
+        rows.append({**rows[-1], "split": "test-unseen-domains", "reference_answer": "never read"})
+    (data / "semeval2013-2way.jsonl").write_text("\n".join(json.dumps(r) for r in rows) + "\n")
+    saf = [
+        {
+            "split": "training",
+            "question_id": f"s{i % 2}",
+            "reference_answer": "TCP is reliable.",
+            "student_answer": f"TCP {i}",
+            "score": i / 6,
+            "score_max": 1.0,
+        }
+        for i in range(6)
+    ]
+    (data / "saf-english.jsonl").write_text("\n".join(json.dumps(r) for r in saf) + "\n")
+    examples = judge_train.load_examples(data)
+    assert all(e.reference != "never read" for e in examples)  # the test split is not read
+    assert len(examples) == 30
+
+    outs = []
+    for name in ("a", "b"):
+        out = tmp_path / name
+        assert judge_train.main(["--data", str(data), "--out", str(out), "--epochs", "1", "--batch-size", "8"]) == 0
+        outs.append(json.loads((out / "judge.json").read_text()))
+    assert outs[0]["sha256"] == outs[1]["sha256"]  # seeded, one thread: the same model twice
+    judge = Judge(tmp_path / "a")
+    v = judge.judge([("The bulb is in a closed path.", "It is in a closed path."), ("a", "b")])
+    assert v.probs.shape == (2, 4) and np.allclose(v.probs.sum(axis=1), 1.0, atol=1e-5)
+    assert judge.version == outs[0]["sha256"][:12]
