@@ -195,6 +195,16 @@ def fit(
     return best, out, results[:8]
 
 
+def judge_held_out(judge: Judge) -> set[tuple[str, str]]:
+    """(dataset, question id) of the training questions the judge held out for model selection."""
+    from bot.install.judge_train import load_examples, split_dev
+
+    cfg = json.loads((judge.model_dir / "judge.json").read_text(encoding="utf-8"))["training"]["config"]
+    examples = [e for e in load_examples(DATA) if e.dataset in cfg["datasets"]]
+    _, dev = split_dev(examples, cfg["dev_share"], cfg["seed"])
+    return {(e.dataset, e.question_id) for e in dev}
+
+
 def choose_hit_threshold(g: OfflineGrader, reqs: list[GradeRequest], y: np.ndarray) -> float:
     """Threshold on the key-point match whose hit share correlates best with the human grade."""
     prepared = g._prepare(reqs)
@@ -262,6 +272,11 @@ def main() -> None:
     if args.fit:
         t0 = time.time()
         rows = [(ds, r) for ds, split in TRAIN for r in subsample(groups[(ds, split)], args.limit)]
+        # The judge was trained on most training questions: its score on those is in-sample and would
+        # win every feature choice. The agreement model is fitted on the questions the judge held out.
+        held = judge_held_out(real_judge)
+        rows = [(ds, r) for ds, r in rows if (ds, str(r["question_id"])) in held]
+        print(f"fitting on the judge's held-out training questions: {len(rows)} rows")
         reqs = requests_for([r for _, r in rows])
         y = targets([r for _, r in rows])
         dsn = np.array([ds for ds, _ in rows])
