@@ -109,8 +109,10 @@ def write_card(judge: Judge, table: list[str], thresholds: dict[str, float]) -> 
 
 A cross-encoder that reads *(key point or reference answer, candidate answer)* and returns the
 probabilities of four relations — `entails`, `partial`, `contradicts`, `missing` — and a 0–1 score.
-Used by the offline grader (`bot/grading/offline/grader.py`) per rubric key point, and as features
-of its agreement model. Run time: onnxruntime only (`bot/grading/judge/model.py`).
+The offline grader (`bot/grading/offline/grader.py`) can read it per rubric key point
+(`judge_weight`, `judge_contradiction`) and as the `j_ref` feature of its agreement model; the shipped
+`params.json` leaves both off, because on held-out questions they did not beat the existing features
+(README, "Grader agreement"). Run time: onnxruntime only (`bot/grading/judge/model.py`).
 
 - File: `judge.onnx`, {meta["bytes"] / 1e6:.1f} MB, int8 dynamic quantisation: {meta["quantized"]}
 - sha256: `{meta["sha256"]}`

@@ -35,7 +35,7 @@ __all__ = [
 ]
 
 CLASSES = ("entails", "partial", "contradicts", "missing")
-MAX_PAIR_TOKENS = 256
+MAX_PAIR_TOKENS = 192
 JUDGE_DIR = Path(__file__).resolve().parent
 JUDGE_FILE = "judge.onnx"
 META_FILE = "judge.json"
