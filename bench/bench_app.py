@@ -32,7 +32,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("ANONYMIZED_TELEMETRY", "False")
 
 from tests.chainlit_client import AppServer, ChainlitClient  # noqa: E402
-from tests.fake_openai import FakeOpenAI, Reply, _split_for_stream  # noqa: E402
+from tests.fake_openai import FakeOpenAI, Reply, _split_for_stream, rubric_size  # noqa: E402
 
 GRADED = re.compile(r"Score: \d+(\.\d+)?/10|Ungraded")
 ANSWER = "Dropout randomly drops neurons during training so the network cannot co-adapt; it reduces overfitting."
@@ -127,7 +127,9 @@ def _responder(delay: float) -> Any:
         schema_name = str((fmt.get("json_schema") or {}).get("name", ""))
         prompt = json.dumps(req.get("messages", []))
         if schema_name == "GraderOutput" or ("key_points" in prompt and fmt):
-            return Reply.slow(delay, Reply.json(GRADER_REPLY))
+            # One entry per rubric point, as a model following the prompt marks them.
+            points = [GRADER_REPLY["key_points"][i % 2] for i in range(rubric_size(req, 2))]
+            return Reply.slow(delay, Reply.json({**GRADER_REPLY, "key_points": points}))
         return Reply.content("Think about what happens to the network at training time.")
 
     return respond
