@@ -83,6 +83,23 @@ def assistant(page: Any) -> Any:
     return page.locator('[data-step-type="assistant_message"]')
 
 
+def attach(page: Any, path: Path) -> None:
+    """Attach a file with the chat box's 📎 input and wait until the upload has registered (the send
+    button stays disabled until then). Right after the welcome screen renders, the composer may not have
+    wired its input yet (seen in CI: the file was dropped): once, after 20 s without it, attach again."""
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
+    page.locator("#chat-input").wait_for()
+    for attempt in range(2):
+        page.locator('input[type="file"]').first.set_input_files(str(path))
+        try:
+            page.locator("#attachments").wait_for(timeout=20_000 if attempt == 0 else 60_000)
+            return
+        except PlaywrightTimeout:
+            if attempt:
+                raise
+
+
 def send(page: Any, text: str) -> None:
     """Type and send once the chat box can send (the socket is connected)."""
     from playwright.sync_api import expect
@@ -107,8 +124,7 @@ def test_attach_notes_then_drill_them_and_another_user_never_sees_them(
 
     notes = tmp_path / "rl-notes.md"
     notes.write_text(NOTES)
-    alice.locator('input[type="file"]').first.set_input_files(str(notes))  # the chat box's 📎 button
-    alice.locator("#attachments").wait_for()  # the send button stays disabled until the upload is done
+    attach(alice, notes)
     send(alice, "my RL notes")
     summary = assistant(alice).filter(has_text="Added 1 notes file").first
     summary.wait_for()
