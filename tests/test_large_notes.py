@@ -7,11 +7,34 @@ fraction of what the file or the cards hold — it does not grow with the size o
 
 from __future__ import annotations
 
+import hashlib
 import itertools
-from collections.abc import Iterator
+import tracemalloc
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
+from typing import Any
 
+import numpy as np
+import pytest
+
+from bot.knowledge.cards import Card, Source
 from bot.knowledge.notes import iter_cards, parse_notes
 from bot.knowledge.spool import CardSpool
+from bot.retrieval import store as store_module
+from bot.retrieval.store import CardStore, make_chroma_client
+from bot.settings import Settings
+
+MB = 1 << 20
+
+
+def _peak(work: Callable[[], Any]) -> int:
+    """The Python heap's peak (bytes, over what was live before) while ``work`` runs."""
+    tracemalloc.start()
+    try:
+        work()
+        return tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
 
 
 def test_cards_come_from_an_endless_stream_of_lines_as_they_are_read() -> None:
@@ -33,3 +56,69 @@ def test_a_spool_gives_back_the_same_cards_in_memory_and_on_disk() -> None:
         first, second = iter(spool), iter(spool)
         assert next(first) == next(second) == cards[0] and next(first) == cards[1]
         spool.close()
+
+
+class _HashEmbedder:
+    """Deterministic 16-dimensional vectors from a text's hash (fast; the store's memory is the point)."""
+
+    model_id = "hash-16"
+
+    def __init__(self, fail_after: int | None = None) -> None:
+        self.calls = 0
+        self.fail_after = fail_after
+
+    def embed(self, texts: Sequence[str]) -> np.ndarray:
+        self.calls += 1
+        if self.fail_after is not None and self.calls > self.fail_after:
+            raise RuntimeError("embedding service went away")
+        rows = [np.frombuffer(hashlib.sha256(t.encode()).digest()[:16], dtype=np.uint8) for t in texts]
+        vectors = np.asarray(rows, dtype=np.float32) + 1.0
+        return vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
+
+
+def _cards(n: int, edition: str) -> CardSpool:
+    answer = "An answer of about eight kilobytes. " * 230  # ~8 KB a card
+    return CardSpool(
+        Card(
+            id=f"card{i:04d}",
+            question=f"What is concept {i}?",
+            display_question=f"What is concept {i}?",
+            answer=f"{edition} {i}: {answer}",
+            topic="ML",
+            source=Source(path="big.md", line_start=i + 1, line_end=i + 1),
+        )
+        for i in range(n)
+    )
+
+
+def test_sync_holds_a_batch_of_cards_not_all_of_them(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(store_module, "_BATCH", 16)
+    monkeypatch.setattr(store_module, "_WRITE_BATCH", 16)
+    monkeypatch.setattr(store_module, "_PAGE", 40)
+    store = CardStore(make_chroma_client(settings), _HashEmbedder())
+    store.sync({"big.md": ("/notes/big.md", _cards(20, "warm-up"))})  # Chroma's first-write setup
+    first, second = _cards(200, "first"), _cards(200, "second")
+    reports: list[Any] = []
+    peaks = [
+        _peak(lambda: reports.append(store.sync({"big.md": ("/notes/big.md", first)}))),
+        _peak(lambda: reports.append(store.sync({"big.md": ("/notes/big.md", second)}))),  # every card changed
+    ]
+    assert [(len(r.added), len(r.updated)) for r in reports] == [(180, 20), (0, 200)]
+    assert store.count() == 200 and store.get("card0199") == second[199]
+    # A batch of 16 cards is ~0.5 MB with its texts, metadata and journal lines; the 200 cards
+    # are ~6 MB as Card objects, and the second sync's existing metadata (card JSON) as much again.
+    assert max(peaks) < 1.5 * MB, peaks
+
+
+def test_an_embedding_failure_half_way_leaves_the_store_and_no_journal(
+    settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from bot.retrieval.journal import Journal
+
+    monkeypatch.setattr(store_module, "_BATCH", 16)
+    journal = Journal(tmp_path / "journal" / "ingest-journal.jsonl")
+    store = CardStore(make_chroma_client(settings), _HashEmbedder(fail_after=2), journal=journal)
+    with pytest.raises(RuntimeError, match="went away"):
+        store.sync({"big.md": ("/notes/big.md", _cards(60, "first"))})  # the third batch fails
+    assert store.count() == 0 and not journal.pending()
+    assert list((tmp_path / "journal").glob("*")) == []  # the half-written journal is gone too
