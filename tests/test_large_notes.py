@@ -18,6 +18,7 @@ import numpy as np
 import pytest
 
 from bot.knowledge.cards import Card, Source
+from bot.knowledge.ingest import collect
 from bot.knowledge.notes import iter_cards, parse_notes
 from bot.knowledge.spool import CardSpool
 from bot.retrieval import store as store_module
@@ -37,6 +38,15 @@ def _peak(work: Callable[[], Any]) -> int:
         tracemalloc.stop()
 
 
+def _write_notes(path: Path, questions: int, answer_lines: int = 8) -> None:
+    """Questions with answers of ``answer_lines`` × ~1 KB; an astral letter in every answer makes
+    each decoded answer line 4 bytes a character (as in the bench's 50 MB file)."""
+    with path.open("w", encoding="utf-8") as out:
+        for n in range(questions):
+            answer = "\n".join(f"Line {i} of answer {n} about 𝐰 " + "word " * 200 for i in range(answer_lines))
+            out.write(f"What is concept number {n}?\n{answer}\n\n")
+
+
 def test_cards_come_from_an_endless_stream_of_lines_as_they_are_read() -> None:
     def endless() -> Iterator[str]:
         for n in itertools.count():
@@ -45,6 +55,22 @@ def test_cards_come_from_an_endless_stream_of_lines_as_they_are_read() -> None:
     cards = list(itertools.islice(iter_cards(endless(), "n.md"), 3))
     assert [c.display_question for c in cards] == ["What is concept 0?", "What is concept 1?", "What is concept 2?"]
     assert [c.answer for c in cards] == ["Concept 0 is a thing.", "Concept 1 is a thing.", "Concept 2 is a thing."]
+
+
+def test_collecting_a_large_file_holds_a_card_not_the_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("bot.knowledge.spool.SPOOL_MEMORY_BYTES", 64 * 1024)
+    warm = tmp_path / "warm.md"
+    _write_notes(warm, 2)
+    collect([warm], tmp_path)  # first-use imports and regex compilation are not the file's
+    notes = tmp_path / "big.md"
+    _write_notes(notes, 150)  # 1.2 MB of UTF-8, 4.9 MB decoded
+    assert notes.stat().st_size > MB
+    got: list[Any] = []
+    peak = _peak(lambda: got.append(collect([notes], tmp_path)))
+    (parsed,), warnings = got[0]
+    assert warnings == [] and len(parsed.cards) == 150
+    assert peak < MB  # before: the bytes, the decoded text, its lines and every card (> 10 MB)
+    assert [c.display_question for c in parsed.cards][-1] == "What is concept number 149?"
 
 
 def test_a_spool_gives_back_the_same_cards_in_memory_and_on_disk() -> None:

@@ -3,6 +3,10 @@
 The plain-function API (for the CLI, the coach and browser uploads): :func:`collect` imports
 and validates, :func:`ingest` writes and returns an :class:`IngestSummary` with per-file counts
 and the sections that could not be turned into questions.
+
+Memory does not grow with the notes: files are parsed a card at a time into a
+:class:`~bot.knowledge.spool.CardSpool` (in memory while small, else a temporary file), and the
+store embeds and writes them a batch at a time (:meth:`bot.retrieval.store.CardStore.sync`).
 """
 
 from __future__ import annotations
@@ -16,7 +20,8 @@ from typing import Any
 
 from bot.knowledge.cards import FLAG_GENERATED, Card
 from bot.knowledge.checks import display_path
-from bot.knowledge.importers import SUFFIXES, Imported, ImportFailed, load, note_files
+from bot.knowledge.importers import SUFFIXES, ImportFailed, Reading, note_files, read
+from bot.knowledge.spool import CardSpool
 from bot.retrieval.store import SHARED, CardStore
 
 __all__ = ["IngestError", "IngestSummary", "ParsedFile", "collect", "ingest", "source_key"]
@@ -30,7 +35,7 @@ class IngestError(Exception):
 class ParsedFile:
     path: Path
     key: str
-    cards: list[Card]
+    cards: Sequence[Card]  # from collect: a CardSpool (read a card at a time; iterate rather than index)
     unquestioned: tuple[str, ...] = ()  # "lines 3–9 (section)": text that became no question
 
 
@@ -77,8 +82,22 @@ def source_key(path: Path, knowledge_dir: Path) -> str:
         return resolved.as_posix()
 
 
-def _unquestioned(imported: Imported) -> tuple[str, ...]:
-    return tuple(f"{imported.where(lo)}" + (f" ({lo.section})" if lo.section else "") for lo in imported.leftovers)
+def _unquestioned(reading: Reading) -> tuple[str, ...]:
+    return tuple(f"{reading.where(lo)}" + (f" ({lo.section})" if lo.section else "") for lo in reading.leftovers)
+
+
+def _spool(reading: Reading, max_cards: int | None) -> tuple[CardSpool, int]:
+    """The file's cards set aside (no more than ``max_cards``: past the cap they are only counted)."""
+    spool, count = CardSpool(), 0
+    try:
+        for card in reading:
+            count += 1
+            if max_cards is None or count <= max_cards:
+                spool.append(card)
+    except BaseException:
+        spool.close()
+        raise
+    return spool, count
 
 
 def _exists(root: Path) -> bool:
@@ -97,7 +116,8 @@ def collect(
     empty, binary or question-less files are skipped with a warning. A folder (or the whole
     input) with no questions at all is an error. A file with more than ``max_cards`` questions is
     refused the same way (named: an error; in a folder: skipped with a warning). Formats: see
-    :mod:`bot.knowledge.importers`.
+    :mod:`bot.knowledge.importers`. Each file's cards come back in a
+    :class:`~bot.knowledge.spool.CardSpool`: parsing holds one card at a time, whatever the size.
     """
     if not paths:
         raise IngestError("no paths given")
@@ -114,32 +134,32 @@ def collect(
         for f in files:
             key = source_key(f, knowledge_dir)
             try:
-                imported = load(f, key)
+                reading = read(f, key)
+                cards, count = _spool(reading, max_cards)
             except ImportFailed as exc:
                 if explicit:
                     raise IngestError(str(exc)) from exc
                 warnings.append(f"skipped {exc}")
                 continue
-            warnings += [f"{f}: {w}" for w in imported.warnings]
+            warnings += [f"{f}: {w}" for w in reading.warnings]
             message = ""
-            if not imported.cards:
+            if not count:
                 message = (
                     f"{f}: no questions found (questions are lines ending in '?', Q:/A: pairs, headings, "
                     "'Term: definition' lines…)"
                 )
-            elif max_cards is not None and len(imported.cards) > max_cards:
+            elif max_cards is not None and count > max_cards:
                 message = (
-                    f"{f}: {len(imported.cards):,} questions, over the limit of {max_cards:,} per file "
+                    f"{f}: {count:,} questions, over the limit of {max_cards:,} per file "
                     "(INTERVIEW_MAX_CARDS_PER_FILE): split the file or raise the limit"
                 )
             if message:
+                cards.close()
                 if explicit:
                     raise IngestError(message)
                 warnings.append(f"skipped {message}")
                 continue
-            parsed.append(
-                ParsedFile(path=f.resolve(), key=key, cards=imported.cards, unquestioned=_unquestioned(imported))
-            )
+            parsed.append(ParsedFile(path=f.resolve(), key=key, cards=cards, unquestioned=_unquestioned(reading)))
         if root.is_dir() and len(parsed) == before:
             raise IngestError(f"{root}: no notes with questions found")
     return parsed, warnings
@@ -165,7 +185,6 @@ def ingest(
     """
     started = time.perf_counter() if started is None else started
     parsed, warnings = collected if collected is not None else collect(paths, knowledge_dir, max_cards=max_cards)
-    cards = [c for p in parsed for c in p.cards]
 
     def gone(meta: dict[str, Any]) -> bool:
         source_file = meta.get("source_file")
@@ -174,18 +193,24 @@ def ingest(
     report = store.sync(
         {p.key: (p.path.as_posix(), p.cards) for p in parsed}, prune=gone, progress=progress, owner=owner
     )
+    topics: Counter[str] = Counter()
+    no_answer = generated = 0
+    for card in (c for p in parsed for c in p.cards):  # a card at a time
+        topics[card.topic] += 1
+        no_answer += not card.has_answer
+        generated += FLAG_GENERATED in card.flags
     return IngestSummary(
         files=len(parsed),
-        cards=len(cards),
-        topics=dict(Counter(c.topic for c in cards).most_common()),
-        no_answer=sum(1 for c in cards if not c.has_answer),
+        cards=sum(len(p.cards) for p in parsed),
+        topics=dict(topics.most_common()),
+        no_answer=no_answer,
         added=len(report.added),
         updated=len(report.updated),
         removed=len(report.removed),
         unchanged=report.unchanged,
         seconds=time.perf_counter() - started,
         warnings=warnings,
-        generated=sum(1 for c in cards if FLAG_GENERATED in c.flags),
+        generated=generated,
         per_file={p.key: len(p.cards) for p in parsed},
         unquestioned=[f"{p.key}: {where}" for p in parsed for where in p.unquestioned],
     )
