@@ -26,21 +26,26 @@ from typing import Any
 
 import numpy as np
 
+from bot.retrieval.heap import trim
+
 __all__ = ["Journal", "Record", "apply"]
 
 Record = tuple[str, np.ndarray, str, dict[str, Any]]  # id, vector, document, metadata
 
 
 def apply(collection: Any, records: Iterable[Record], deletes: list[str], batch: int) -> None:
-    """Write records and deletions into a Chroma collection, ``batch`` at a time (idempotent)."""
+    """Write records and deletions into a Chroma collection, ``batch`` at a time (idempotent; freed
+    memory goes back to the system after each batch: :mod:`bot.retrieval.heap`)."""
     chunk: list[Record] = []
     for record in records:
         chunk.append(record)
         if len(chunk) == batch:
             _upsert(collection, chunk)
             chunk = []
+            trim()
     if chunk:
         _upsert(collection, chunk)
+        trim()
     for start in range(0, len(deletes), batch):
         collection.delete(ids=deletes[start : start + batch])
 

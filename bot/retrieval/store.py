@@ -25,6 +25,7 @@ from bot.grading.base import GradeRequest
 from bot.grading.rubric import Rubric
 from bot.knowledge.cards import Card
 from bot.retrieval.embeddings import Embedder
+from bot.retrieval.heap import trim
 from bot.retrieval.journal import Journal, Record
 
 if TYPE_CHECKING:
@@ -298,6 +299,7 @@ class CardStore:
                 yield card.id, vector, text, _metadata(card, source_file, digest, owner)
             done += len(batch)
             batch.clear()
+            trim()  # the tokenizer's and the model's freed buffers (bot.retrieval.heap)
             if progress is not None:
                 progress(done, total)
 
