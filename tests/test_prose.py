@@ -336,3 +336,57 @@ def test_long_prose_is_asked_in_chunks_within_the_call_budget(function_chat: Any
     assert capped.unquestioned == (
         "line 9 (essay): not sent to the model (over INTERVIEW_PROSE_MAX_CALLS this run; ingest again for more)",
     )
+
+
+def test_a_pdf_section_is_read_again_and_its_cards_keep_pages_and_line_order(
+    function_chat: Any, tmp_path: Path
+) -> None:
+    from tests.pdfgen import write_pdf
+
+    pdf = tmp_path / "slides.pdf"
+    write_pdf(
+        pdf,
+        [
+            ["What is dropout?", "Randomly zeroing activations during training."],
+            ["#misc", "Batch normalisation keeps the activations of a layer in a stable range.", "Per batch."],
+            ["What is attention?", "A weighted average of the values."],
+        ],
+    )
+    quote = "keeps the activations of a layer in a stable range"
+    chat = function_chat(function=lambda messages, info: reply(("What does batch normalisation keep stable?", quote)))
+    (parsed,), _ = collect([pdf], tmp_path, prose=prose(chat, None))
+    assert [c.display_question for c in parsed.cards] == [
+        "What is dropout?",
+        "What does batch normalisation keep stable?",
+        "What is attention?",
+    ]
+    card = parsed.cards[1]
+    assert card.answer == "Batch normalisation keeps the activations of a layer in a stable range."
+    assert (card.source.page_start, card.source.page_end) == (2, 2)
+    assert parsed.unquestioned == ()
+
+
+def test_prose_read_again_stops_at_the_characters_allowed_a_file(
+    function_chat: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from bot.knowledge import prose as prose_module
+
+    monkeypatch.setattr(prose_module, "MAX_FILE_CHARS", 150)
+    monkeypatch.setattr(
+        prose_module, "_OVER_FILE_CHARS", "not sent to the model (past the first 150 characters of prose in the file)"
+    )
+    sentences = [f"Sentence {n} explains why topic {n} matters for the model here." for n in range(6)]
+    path = tmp_path / "essay.md"
+    path.write_text("## What is BPE?\nByte-pair encoding.\n\n#essay\n" + "\n".join(sentences) + "\n")
+    shown: list[str] = []
+
+    def answer(messages: list[Any], info: Any) -> str:
+        shown.append(notes_in(messages))
+        return reply(("Why does topic 0 matter?", "why topic 0 matters"))
+
+    (parsed,), _ = collect([path], tmp_path, prose=prose(function_chat(function=answer), None))
+    assert len(shown) == 1 and "Sentence 2" in shown[0] and "Sentence 3" not in shown[0]  # 3 lines: 195 characters
+    assert [c.display_question for c in parsed.cards] == ["What is BPE?", "Why does topic 0 matter?"]
+    assert parsed.unquestioned == (
+        "lines 8–10 (essay): not sent to the model (past the first 150 characters of prose in the file)",
+    )

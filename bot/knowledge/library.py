@@ -180,13 +180,13 @@ class Library:
                 staged.append(_Staged(folder / name, stage, parsed))
             if not staged:
                 return result
-            cards = [c for s in staged for p in s.parsed for c in p.cards]
             if progress is not None:  # parsed: say how many questions are on their way in
-                progress(0, len(cards))
+                progress(0, sum(len(p.cards) for s in staged for p in s.parsed))
             result.summary = self._commit(user, staged, progress, started)
             result.names = [s.final.name for s in staged]
-            result.generated = sum(GENERATED in c.flags for c in cards)
-            result.from_prose = sum(FROM_PROSE in c.flags for c in cards)
+            for card in (c for s in staged for p in s.parsed for c in p.cards):  # a card at a time (spools)
+                result.generated += GENERATED in card.flags
+                result.from_prose += FROM_PROSE in card.flags
             result.unquestioned = [
                 f"{p.key.removeprefix(own)}: {where}" for s in staged for p in s.parsed for where in p.unquestioned
             ]

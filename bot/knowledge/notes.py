@@ -25,16 +25,16 @@ from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from bot.knowledge.cards import FLAG_GENERATED, FLAG_IMPORTANT, FLAG_NO_ANSWER, Card, Source
 from bot.knowledge.concepts import concept_question, is_imperative, is_term, match_definition
-from bot.knowledge.text import decode_notes, display_question, is_shouted, normalize_for_search, question_key
+from bot.knowledge.text import display_question, is_shouted, normalize_for_search, question_key
 from bot.knowledge.topics import classify_topic
 
-__all__ = ["MAX_QUESTION_CHARS", "Leftover", "card_id", "parse_file", "parse_notes"]
+__all__ = ["MAX_QUESTION_CHARS", "Leftover", "card_id", "iter_cards", "parse_file", "parse_notes"]
 
 MAX_QUESTION_CHARS = 400  # a longer line ending in "?" is prose, not a question (ingest warns)
 
@@ -284,9 +284,9 @@ def _concept_at(s: str, heading: re.Match[str] | None, first_line: bool) -> _Que
     return _Question(found.term, 0, concept=True, inline_answer=found.definition)
 
 
-def _scan(text: str, leftovers: list[tuple[int, str]] | None = None) -> Iterator[_Finished]:
-    """Questions and concepts with their answers; text under neither goes to ``leftovers``."""
-    lines = text.split("\n")
+def _scan(lines: Iterable[str], leftovers: _LeftoverRuns | None = None) -> Iterator[_Finished]:
+    """Questions and concepts with their answers, as the lines are read (one pass: nothing but the
+    open question's lines is held); text under neither goes to ``leftovers``."""
     current: _Open | None = None
     pending_important = False
     section = ""
@@ -348,22 +348,35 @@ def _scan(text: str, leftovers: list[tuple[int, str]] | None = None) -> Iterator
         if current is not None:
             current.lines.append((i, raw))
         elif leftovers is not None and heading is None:
-            leftovers.append((i, section))
+            leftovers.add(i, section, raw)
     if current is not None:
         yield _finish(current)
+    if leftovers is not None:
+        leftovers.close()
 
 
-def _group_leftovers(found: list[tuple[int, str]], lines: list[str]) -> list[Leftover]:
-    """Runs of text under no question, split where a section changes, with at least a sentence."""
-    out: list[Leftover] = []
-    for line, section in found:
-        words = len(lines[line].split())
-        last = out[-1] if out else None
+class _LeftoverRuns:
+    """Runs of text under no question, split where a section changes, kept when they hold at least
+    a sentence: grouped as the lines come (a run at a time is held, not every line)."""
+
+    def __init__(self, out: list[Leftover]) -> None:
+        self._out = out
+        self._run: Leftover | None = None
+
+    def add(self, line: int, section: str, text: str) -> None:
+        """``line`` (0-based) under no question, in ``section``."""
+        words = len(text.split())
+        last = self._run
         if last is not None and last.section == section and line + 1 - last.line_end <= 2:
-            out[-1] = Leftover(last.line_start, line + 1, section, last.words + words)
+            self._run = Leftover(last.line_start, line + 1, section, last.words + words)
         else:
-            out.append(Leftover(line + 1, line + 1, section, words))
-    return [o for o in out if o.words >= _LEFTOVER_MIN_WORDS]
+            self.close()
+            self._run = Leftover(line + 1, line + 1, section, words)
+
+    def close(self) -> None:
+        if self._run is not None and self._run.words >= _LEFTOVER_MIN_WORDS:
+            self._out.append(self._run)
+        self._run = None
 
 
 def parse_notes(text: str, source_key: str, *, leftovers: list[Leftover] | None = None) -> list[Card]:
@@ -372,10 +385,18 @@ def parse_notes(text: str, source_key: str, *, leftovers: list[Leftover] | None 
     ``leftovers``, when given, receives the sections of text that could not be turned into
     questions (text under no question or concept).
     """
-    cards: list[Card] = []
-    seen: dict[str, int] = {}
-    found: list[tuple[int, str]] | None = [] if leftovers is not None else None
-    for q, answer, extra, last, important, section in _scan(text, found):
+    return list(iter_cards(text.split("\n"), source_key, leftovers=leftovers))
+
+
+def iter_cards(lines: Iterable[str], source_key: str, *, leftovers: list[Leftover] | None = None) -> Iterator[Card]:
+    """:func:`parse_notes` over lines as they are read (``\\n``-free, e.g. a
+    :class:`~bot.knowledge.reading.NotesLines`): each card is yielded once its answer has ended, so
+    memory is one card's, whatever the size of the file. ``leftovers`` is complete when the
+    iteration is.
+    """
+    seen: dict[str, int] = {}  # question key -> times seen (for the ids): small, one entry a question
+    runs = _LeftoverRuns(leftovers) if leftovers is not None else None
+    for q, answer, extra, last, important, section in _scan(lines, runs):
         if q.concept and not answer:
             continue  # a heading with nothing under it is only a section title
         key = question_key(q.text)
@@ -389,24 +410,22 @@ def parse_notes(text: str, source_key: str, *, leftovers: list[Leftover] | None 
             flags.append(FLAG_NO_ANSWER)
         if q.concept:
             flags.append(FLAG_GENERATED)
-        cards.append(
-            Card(
-                id=card_id(source_key, q.text, occurrence),
-                question=q.text.strip(),
-                display_question=display,
-                answer=answer,
-                topic=classify_topic(display, answer, section),
-                flags=flags,
-                source=Source(path=source_key, line_start=q.line + 1, line_end=last + 1),
-                section=section,
-                extra=extra,
-            )
+        yield Card(
+            id=card_id(source_key, q.text, occurrence),
+            question=q.text.strip(),
+            display_question=display,
+            answer=answer,
+            topic=classify_topic(display, answer, section),
+            flags=flags,
+            source=Source(path=source_key, line_start=q.line + 1, line_end=last + 1),
+            section=section,
+            extra=extra,
         )
-    if leftovers is not None and found is not None:
-        leftovers.extend(_group_leftovers(found, text.split("\n")))
-    return cards
 
 
 def parse_file(path: Path, source_key: str | None = None) -> list[Card]:
     """Read and parse one notes file. Raises NotesDecodeError for binary/undecodable files."""
-    return parse_notes(decode_notes(path.read_bytes()), source_key or str(path))
+    from bot.knowledge.reading import NotesLines
+
+    with path.open("rb") as stream:
+        return list(iter_cards(NotesLines(stream), source_key or str(path)))

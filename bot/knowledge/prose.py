@@ -22,12 +22,17 @@ cards keep their ids. A failed call (HTTP error, timeout, a reply that is not th
 is not cached: the section stays listed as not turned into questions, with the reason, and the
 next ingest asks again. Without a model nothing here runs and ingest is what it was.
 
+Parsing keeps no text of these sections (memory does not grow with the notes): their lines are
+read again from the file (:meth:`~bot.knowledge.importers.base.Reading.sections`), only here, at
+most :data:`MAX_FILE_CHARS` characters a file; sections past that stay listed with the reason.
+
 Long sections are cut into chunks of about :data:`CHUNK_CHARS` characters at paragraph breaks
 (one model call each), so a prose-only PDF gets questions from every part of it.
 """
 
 from __future__ import annotations
 
+import bisect
 import contextlib
 import hashlib
 import json
@@ -42,7 +47,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 from bot.knowledge.cards import FLAG_FROM_PROSE, FLAG_GENERATED, Card, Source
-from bot.knowledge.importers.base import Imported
+from bot.knowledge.importers.base import ImportFailed, Reading
 from bot.knowledge.notes import Leftover
 from bot.knowledge.text import question_key
 from bot.knowledge.topics import classify_topic
@@ -67,10 +72,12 @@ MAX_PER_SECTION = 3
 CHUNK_CHARS = 4000  # a longer section is cut at paragraph breaks into chunks of about this size
 MAX_ANSWER_CHARS = 1200  # longer containing sentences: the answer is the quote alone
 MAX_QUESTION_CHARS = 300
+MAX_FILE_CHARS = 2_000_000  # prose read again a file, for its questions (parsing keeps none of it)
 MAX_PROMPT_CHARS = 8000  # notes text sent per call (a chunk is shorter unless one line is huge)
 MIN_QUOTE_WORDS = 3
 WORKERS = 4  # model calls in flight at once
 
+_OVER_FILE_CHARS = f"not sent to the model (past the first {MAX_FILE_CHARS:,} characters of prose in the file)"
 _LIST_ITEM = re.compile(r"^\s*(?:[-*+•]|\d{1,3}[.)])\s")
 _SENTENCE_END = re.compile(r"[.!?][\"'”’)\]]*(?= |$)")
 _QUOTE_MARKS = "\"'“”‘’«»`"
@@ -306,22 +313,24 @@ def clean_notes(text: str) -> str:
 
 
 def _chunks(leftover: Leftover, lines: Sequence[str]) -> list[Leftover]:
-    """The leftover as is, or cut at blank lines (at a line when a paragraph is huge) into chunks."""
-    span = range(leftover.line_start - 1, leftover.line_end)
-    if sum(len(lines[i]) + 1 for i in span) <= CHUNK_CHARS:
+    """The leftover as is, or cut at blank lines (at a line when a paragraph is huge) into chunks.
+    ``lines``: the leftover's own (the first is line ``leftover.line_start``)."""
+    if sum(len(line) + 1 for line in lines) <= CHUNK_CHARS:
         return [leftover]
     out: list[Leftover] = []
+    first = leftover.line_start
     start: int | None = None
     size = words = 0
-    for i in span:
-        if start is None and not lines[i].strip():
+    for i, line in enumerate(lines):
+        if start is None and not line.strip():
             continue  # a chunk starts at text, not at the blank line that ended the one before
         start = i if start is None else start
-        size += len(lines[i]) + 1
-        words += len(lines[i].split())
-        at_break = i + 1 >= span.stop or not lines[i + 1].strip()
-        if i + 1 >= span.stop or (size >= CHUNK_CHARS and (at_break or size >= 2 * CHUNK_CHARS)):
-            out.append(Leftover(start + 1, i + 1, leftover.section, words))
+        size += len(line) + 1
+        words += len(line.split())
+        last = i + 1 >= len(lines)
+        at_break = last or not lines[i + 1].strip()
+        if last or (size >= CHUNK_CHARS and (at_break or size >= 2 * CHUNK_CHARS)):
+            out.append(Leftover(first + start, first + i, leftover.section, words))
             start, size, words = None, 0, 0
     return out
 
@@ -352,25 +361,51 @@ class ProseQuestions:
     calls: int = field(default=0, init=False)  # model calls made so far (tests, summaries)
 
     def apply(
-        self, files: Sequence[tuple[str, Imported]], progress: Callable[[int, int], None] | None = None
-    ) -> list[Imported]:
-        """The same files with a card per grounded question; leftovers left carry their reason."""
+        self, files: Sequence[tuple[str, Reading]], progress: Callable[[int, int], None] | None = None
+    ) -> list[list[Card]]:
+        """The cards written for each file's leftovers (read to the end), a card per grounded
+        question. Each reading's ``leftovers`` become those still not turned into questions (a
+        long section's chunks), each with its reason in ``reasons``.
+
+        The sections' text is read again from the file (:meth:`Reading.sections`), at most
+        :data:`MAX_FILE_CHARS` characters of it a file: parsing never kept it.
+        """
         tasks: list[_Task] = []
-        for index, (_, imported) in enumerate(files):
-            if not imported.text or not imported.leftovers:
+        unsent: dict[int, list[tuple[Leftover, str]]] = {}  # leftovers not asked about, and why
+        for index, (_, reading) in enumerate(files):
+            if reading.lines is None or not reading.leftovers:
                 continue
-            lines = imported.text.split("\n")
-            for leftover in imported.leftovers:
-                for chunk in _chunks(leftover, lines):
-                    section_lines = lines[chunk.line_start - 1 : chunk.line_end]
+            try:
+                sections = reading.sections(MAX_FILE_CHARS)
+            except (ImportFailed, OSError) as exc:
+                why = f"not sent to the model (the file could not be read again: {exc})"
+                unsent[index] = [(leftover, why) for leftover in reading.leftovers]
+                continue
+            for leftover in reading.leftovers:
+                lines = sections.get(leftover, [])
+                whole = leftover.line_end - leftover.line_start + 1
+                if len(lines) < whole:  # past the characters read a file (or the file changed)
+                    rest = Leftover(
+                        leftover.line_start + len(lines),
+                        leftover.line_end,
+                        leftover.section,
+                        max(leftover.words - sum(len(line.split()) for line in lines), 0),
+                    )
+                    unsent.setdefault(index, []).append((rest, _OVER_FILE_CHARS))
+                    if not lines:
+                        continue
+                part = replace(leftover, line_end=leftover.line_start + len(lines) - 1)
+                if part != leftover:
+                    part = replace(part, words=sum(len(line.split()) for line in lines))
+                first = part.line_start
+                for chunk in _chunks(part, lines):
+                    section_lines = lines[chunk.line_start - first : chunk.line_end - first + 1]
                     tasks.append(_Task(index, chunk, section_lines, self._cache_key(section_lines)))
-        if not tasks:
-            return [imported for _, imported in files]
         for task in tasks:
             task.proposals = self._read_cache(task.key)
         todo = [t for t in tasks if t.proposals is None]
         done = len(tasks) - len(todo)
-        if progress is not None:
+        if progress is not None and tasks:
             progress(done, len(tasks))
         allowed, over = todo[: max(self.max_calls, 0)], todo[max(self.max_calls, 0) :]
         for task in over:
@@ -389,7 +424,9 @@ class ProseQuestions:
         by_file: dict[int, list[_Task]] = {}
         for task in tasks:
             by_file.setdefault(task.file, []).append(task)
-        return [self._rebuild(key, imported, by_file.get(i, [])) for i, (key, imported) in enumerate(files)]
+        return [
+            self._rebuild(key, reading, by_file.get(i, []), unsent.get(i, [])) for i, (key, reading) in enumerate(files)
+        ]
 
     # -- one section ------------------------------------------------------------------------------
 
@@ -440,23 +477,27 @@ class ProseQuestions:
 
     # -- cards ------------------------------------------------------------------------------------
 
-    def _rebuild(self, key: str, imported: Imported, tasks: list[_Task]) -> Imported:
-        if not tasks:
-            return imported
+    def _rebuild(
+        self, key: str, reading: Reading, tasks: list[_Task], unsent: list[tuple[Leftover, str]]
+    ) -> list[Card]:
+        if not tasks and not unsent:
+            return []
         seen: dict[str, int] = {}
         new: list[Card] = []
         left: list[Leftover] = []
-        reasons: dict[Leftover, str] = dict(imported.reasons)
+        for leftover, reason in unsent:
+            left.append(leftover)
+            reading.reasons[leftover] = reason
         for task in tasks:
-            cards, reason = self._cards(key, imported, task, seen)
+            cards, reason = self._cards(key, reading, task, seen)
             new += cards
             if not cards:
                 left.append(task.leftover)
-                reasons[task.leftover] = reason
-        cards = sorted([*imported.cards, *new], key=lambda c: c.source.line_start) if new else imported.cards
-        return replace(imported, cards=cards, leftovers=left, reasons=reasons)
+                reading.reasons[task.leftover] = reason
+        reading.leftovers = sorted(left, key=lambda lo: lo.line_start)
+        return sorted(new, key=lambda c: c.source.line_start)
 
-    def _cards(self, key: str, imported: Imported, task: _Task, seen: dict[str, int]) -> tuple[list[Card], str]:
+    def _cards(self, key: str, reading: Reading, task: _Task, seen: dict[str, int]) -> tuple[list[Card], str]:
         if task.proposals is None:
             return [], task.error or "not sent to the model"
         out: list[Card] = []
@@ -485,8 +526,8 @@ class ProseQuestions:
                         path=key,
                         line_start=start,
                         line_end=end,
-                        page_start=imported.pages.get(start),
-                        page_end=imported.pages.get(end),
+                        page_start=bisect.bisect_right(reading.page_starts, start) or None,
+                        page_end=bisect.bisect_right(reading.page_starts, end) or None,
                     ),
                     section=section,
                 )

@@ -1,11 +1,12 @@
 """The ingest journal: a store write that is all or nothing, even through ``kill -9``.
 
 A sync writes in batches (Chroma has no multi-batch transaction), so a killed ingest used to leave
-a half-written store. Now :meth:`~bot.retrieval.store.CardStore.sync` first computes every
-embedding, then writes the whole change (records to upsert, ids to delete) into one journal file,
-atomically (a temporary file, fsync, ``os.replace``), then applies it to the collection and deletes
-the journal. Applying is idempotent (upserts and deletes by id), so a journal found on the next
-open is simply applied again (rolled forward) before anything reads the store:
+a half-written store. Now :meth:`~bot.retrieval.store.CardStore.sync` writes the whole change
+(records to upsert, ids to delete) into one journal file as it embeds, a batch at a time, atomically
+(a temporary file, fsync, ``os.replace``: the journal exists only once every embedding is in it),
+then applies it to the collection and deletes the journal. Applying is idempotent (upserts and
+deletes by id), so a journal found on the next open is simply applied again (rolled forward) before
+anything reads the store:
 
 - killed before the journal is in place: the store is the old state (the journal is not there);
 - killed after: the next open completes the write, and the store is the new state.
@@ -25,21 +26,26 @@ from typing import Any
 
 import numpy as np
 
+from bot.retrieval.heap import trim
+
 __all__ = ["Journal", "Record", "apply"]
 
 Record = tuple[str, np.ndarray, str, dict[str, Any]]  # id, vector, document, metadata
 
 
 def apply(collection: Any, records: Iterable[Record], deletes: list[str], batch: int) -> None:
-    """Write records and deletions into a Chroma collection, ``batch`` at a time (idempotent)."""
+    """Write records and deletions into a Chroma collection, ``batch`` at a time (idempotent; freed
+    memory goes back to the system after each batch: :mod:`bot.retrieval.heap`)."""
     chunk: list[Record] = []
     for record in records:
         chunk.append(record)
         if len(chunk) == batch:
             _upsert(collection, chunk)
             chunk = []
+            trim()
     if chunk:
         _upsert(collection, chunk)
+        trim()
     for start in range(0, len(deletes), batch):
         collection.delete(ids=deletes[start : start + batch])
 
@@ -71,14 +77,19 @@ class Journal:
         """Durably record the change (atomic: the file is either absent or complete)."""
         self.path.parent.mkdir(parents=True, exist_ok=True)
         tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}.tmp")
-        with tmp.open("wb") as fh:
-            fh.write(json.dumps({"deletes": deletes}).encode() + b"\n")
-            for cid, vector, document, metadata in records:
-                line = {"id": cid, "embedding": np.asarray(vector, dtype=np.float32).tolist()}
-                line |= {"document": document, "metadata": metadata}
-                fh.write(json.dumps(line, ensure_ascii=False).encode("utf-8") + b"\n")
-            fh.flush()
-            os.fsync(fh.fileno())
+        try:
+            with tmp.open("wb") as fh:
+                fh.write(json.dumps({"deletes": deletes}).encode() + b"\n")
+                for cid, vector, document, metadata in records:  # records may be computed as they come
+                    line = {"id": cid, "embedding": np.asarray(vector, dtype=np.float32).tolist()}
+                    line |= {"document": document, "metadata": metadata}
+                    fh.write(json.dumps(line, ensure_ascii=False).encode("utf-8") + b"\n")
+                fh.flush()
+                os.fsync(fh.fileno())
+        except BaseException:  # e.g. the embedder failed half-way: no journal, the store as it was
+            with contextlib.suppress(OSError):
+                tmp.unlink()
+            raise
         os.replace(tmp, self.path)
         _fsync_dir(self.path.parent)
 

@@ -8,12 +8,15 @@ would otherwise rebuild Chroma's default one, which downloads a model).
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import re
+import tempfile
 from collections import Counter
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -22,7 +25,8 @@ from bot.grading.base import GradeRequest
 from bot.grading.rubric import Rubric
 from bot.knowledge.cards import Card
 from bot.retrieval.embeddings import Embedder
-from bot.retrieval.journal import Journal, apply
+from bot.retrieval.heap import trim
+from bot.retrieval.journal import Journal, Record
 
 if TYPE_CHECKING:
     from bot.settings import Settings
@@ -38,7 +42,10 @@ __all__ = [
     "open_store",
 ]
 
-_BATCH = 256
+_BATCH = 256  # cards embedded at a time (the progress lines count them)
+_WRITE_BATCH = 256  # records per Chroma write
+_PAGE = 200  # records per read of the existing metadata (each comes with its card's JSON)
+_DIFF_KEYS = ("hash", "source_file", "source_key", "owner")  # what sync's diff and prune read
 SHARED = "shared"  # the owner of notes every user sees (the shipped notes, `interview ingest`)
 
 
@@ -157,7 +164,7 @@ class CardStore:
 
     def recover(self) -> bool:
         """Complete a write that a killed ingest left in the journal (True if there was one)."""
-        if self._journal is None or not self._journal.recover(self._collection, _BATCH):
+        if self._journal is None or not self._journal.recover(self._collection, _WRITE_BATCH):
             return False
         self._bump_stamp()
         return True
@@ -190,13 +197,27 @@ class CardStore:
 
     # -- writing -------------------------------------------------------------------------------
 
-    def _existing(self, where: dict[str, Any] | None = None) -> dict[str, dict[str, Any]]:
-        got = self._collection.get(where=where, include=["metadatas"])
-        return {i: dict(m or {}) for i, m in zip(got["ids"], got["metadatas"] or [], strict=False)}
+    def _existing(
+        self, where: dict[str, Any] | None = None, keys: tuple[str, ...] | None = None
+    ) -> dict[str, dict[str, Any]]:
+        """Metadata by id (only ``keys`` of it when given), fetched a page at a time: a record's
+        card JSON is dropped before the next page comes."""
+        out: dict[str, dict[str, Any]] = {}
+        offset = 0
+        while True:
+            got = self._collection.get(where=where, include=["metadatas"], limit=_PAGE, offset=offset)
+            ids = got["ids"]
+            for i, m in zip(ids, got["metadatas"] or [], strict=False):
+                meta = dict(m or {})
+                out[i] = meta if keys is None else {k: meta[k] for k in keys if k in meta}
+            offset += len(ids)
+            del got  # before the next page comes (two pages of card JSON would be held)
+            if len(ids) < _PAGE:
+                return out
 
     def sync(
         self,
-        cards_by_source: dict[str, tuple[str, list[Card]]],
+        cards_by_source: Mapping[str, tuple[str, Sequence[Card]]],
         *,
         prune: Callable[[dict[str, Any]], bool] | None = None,
         progress: Callable[[int, int], None] | None = None,
@@ -204,23 +225,25 @@ class CardStore:
     ) -> SyncReport:
         """Make the store hold exactly ``cards`` for each given source; keep other sources.
 
-        ``cards_by_source`` maps a source key to ``(source_file, cards)``. Cards whose content
-        is unchanged are not re-embedded. ``owner``: who sees the written cards (:data:`SHARED`: every
-        user; else one user's own notes). ``prune(metadata)`` may mark records of *other* sources
-        for removal (e.g. their file was deleted). Embeddings are computed before anything is
-        written, so a failure leaves the store as it was; with a journal, the write itself is all or
-        nothing (a killed process's write is completed on the next open: :mod:`bot.retrieval.journal`).
+        ``cards_by_source`` maps a source key to ``(source_file, cards)``; each ``cards`` is read
+        twice, a card at a time (a list, or a :class:`~bot.knowledge.spool.CardSpool`), so memory
+        holds ids and hashes, not cards. Cards whose content is unchanged are not re-embedded.
+        ``owner``: who sees the written cards (:data:`SHARED`: every user; else one user's own
+        notes). ``prune(metadata)`` may mark records of *other* sources for removal (e.g. their file
+        was deleted). Cards are embedded a batch at a time into the journal; nothing reaches the
+        collection before every embedding is in it, so a failure leaves the store as it was, and
+        the write itself is all or nothing (a killed process's write is completed on the next open:
+        :mod:`bot.retrieval.journal`). Without a journal of its own the store uses a temporary one.
         """
         self.recover()  # a killed ingest's write first: the diff below is against a whole state
         report = SyncReport()
-        existing = self._existing()
-        wanted: dict[str, tuple[Card, str]] = {}
+        existing = self._existing(keys=_DIFF_KEYS)
+        wanted: dict[str, tuple[str, str]] = {}  # id -> (content hash, source file)
         for source_file, cards in cards_by_source.values():
             for card in cards:
-                wanted[card.id] = (card, source_file)
-        to_write: list[tuple[Card, str, str]] = []
-        for cid, (card, source_file) in wanted.items():
-            digest = card.content_hash()
+                wanted[card.id] = (card.content_hash(), source_file)
+        to_write: dict[str, str] = {}  # id -> content hash, in the cards' order
+        for cid, (digest, source_file) in wanted.items():
             meta = existing.get(cid)
             if meta is None:
                 report.added.append(cid)
@@ -233,36 +256,63 @@ class CardStore:
             else:
                 report.unchanged += 1
                 continue
-            to_write.append((card, source_file, digest))
+            to_write[cid] = digest
         for cid, meta in existing.items():
             if cid in wanted:
                 continue
             if meta.get("source_key") in cards_by_source or (prune is not None and prune(meta)):
                 report.removed.append(cid)
-
-        vectors: list[np.ndarray] = []
-        total = len(to_write)
-        for start in range(0, total, _BATCH):
-            chunk = to_write[start : start + _BATCH]
-            vectors.append(self._embedder.embed([c.search_text() for c, _, _ in chunk]))
-            if progress is not None:
-                progress(min(start + _BATCH, total), total)
-        if progress is not None and total == 0:
+        del existing
+        if not to_write and progress is not None:
             progress(0, 0)
-        embeddings = np.concatenate(vectors) if vectors else np.zeros((0, 0), dtype=np.float32)
-        records = (
-            (card.id, vector, card.search_text(), _metadata(card, source_file, digest, owner))
-            for (card, source_file, digest), vector in zip(to_write, embeddings, strict=True)
-        )  # generated a record at a time: the journal and Chroma take them in batches
-        if to_write or report.removed:
-            if self._journal is None:
-                apply(self._collection, records, report.removed, _BATCH)
-            else:
-                self._journal.write(records, report.removed)  # from here on the write completes, even if we die
-                self._journal.apply(self._collection, _BATCH)
-                self._journal.done()
-            self._bump_stamp()
+        if not to_write and not report.removed:
+            return report
+        records = self._embedded(cards_by_source, to_write, owner, progress)
+        with contextlib.ExitStack() as stack:
+            journal = self._journal
+            if journal is None:  # still embed everything before writing anything
+                folder = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="interview-sync-")))
+                journal = Journal(folder / "journal.jsonl")
+            journal.write(records, report.removed)  # from here on the write completes, even if we die
+            journal.apply(self._collection, _WRITE_BATCH)
+            journal.done()
+        self._bump_stamp()
         return report
+
+    def _embedded(
+        self,
+        cards_by_source: Mapping[str, tuple[str, Sequence[Card]]],
+        to_write: dict[str, str],
+        owner: str,
+        progress: Callable[[int, int], None] | None,
+    ) -> Iterator[Record]:
+        """The records to write, embedded :data:`_BATCH` cards at a time as they are read."""
+        pending = dict(to_write)
+        total, done = len(pending), 0
+        batch: list[tuple[Card, str, str]] = []  # card, source file, hash
+
+        def flush() -> Iterator[Record]:
+            nonlocal done
+            texts = [card.search_text() for card, _, _ in batch]
+            vectors = self._embedder.embed(texts)
+            for (card, source_file, digest), vector, text in zip(batch, vectors, texts, strict=True):
+                yield card.id, vector, text, _metadata(card, source_file, digest, owner)
+            done += len(batch)
+            batch.clear()
+            trim()  # the tokenizer's and the model's freed buffers (bot.retrieval.heap)
+            if progress is not None:
+                progress(done, total)
+
+        for source_file, cards in cards_by_source.values():
+            for card in cards:
+                digest = pending.pop(card.id, None)
+                if digest is None:
+                    continue
+                batch.append((card, source_file, digest))
+                if len(batch) == _BATCH:
+                    yield from flush()
+        if batch:
+            yield from flush()
 
     # -- reading -------------------------------------------------------------------------------
 

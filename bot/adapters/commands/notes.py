@@ -109,8 +109,8 @@ def cards(paths: tuple[str, ...], as_json: bool) -> None:
         raise BadInput(str(exc)) from exc
     for warning in warnings:
         click.echo(f"warning: {warning}", err=True)
-    all_cards = [c for p in parsed for c in p.cards]
-    if as_json:  # a card at a time: the whole array as one string would double the memory
+    all_cards = (c for p in parsed for c in p.cards)  # a card at a time, as they were set aside
+    if as_json:  # the whole array as one string would double the memory
         click.echo("[")
         for i, c in enumerate(all_cards):
             click.echo(("," if i else "") + json.dumps(c.to_public_json(), ensure_ascii=False, indent=2))
@@ -119,7 +119,7 @@ def cards(paths: tuple[str, ...], as_json: bool) -> None:
     for c in all_cards:
         flags = f" [{', '.join(c.flags)}]" if c.flags else ""
         click.echo(f"{c.id}  {c.topic:<26} {c.display_question}{flags}  ({c.source.describe()})")
-    click.echo(f"{len(all_cards)} cards", err=True)
+    click.echo(f"{sum(len(p.cards) for p in parsed)} cards", err=True)
 
 
 @click.command()

@@ -8,8 +8,9 @@ tab-separated fields counts as one too. Fields may hold HTML (``<br>``, entities
 from __future__ import annotations
 
 import csv
-import io
+import itertools
 import re
+from collections.abc import Iterable, Iterator
 from html.parser import HTMLParser
 from pathlib import Path
 
@@ -48,33 +49,56 @@ def _plain(field: str) -> str:
     return "\n".join(line for line in lines if line).strip()
 
 
-def _headers(text: str) -> dict[str, str]:
+def _headers(lines: Iterable[str]) -> tuple[dict[str, str], Iterator[str]]:
+    """Anki's header lines at the start of ``lines``, and all of ``lines`` again from the first
+    (read lazily: only the header lines are held)."""
+    found = iter(lines)
+    head: list[str] = []
     out: dict[str, str] = {}
-    for line in text.split("\n"):
+    for line in found:
+        head.append(line)
         m = _HEADER.match(line.strip())
         if not m:
             break
         out[m.group(1).strip()] = m.group(2).strip()
-    return out
+    return out, itertools.chain(head, found)
 
 
-def looks_like_anki(text: str) -> bool:
-    """An Anki plain-text export: Anki's header lines, or uniform tab-separated rows."""
-    if "separator" in _headers(text):
+def looks_like_anki(lines: Iterable[str]) -> bool:
+    """An Anki plain-text export: Anki's header lines, or uniform tab-separated rows (read only
+    until a row says otherwise: the first line of ordinary notes)."""
+    headers, found = _headers(lines)
+    if "separator" in headers:
         return True
-    rows = [line for line in text.split("\n") if line.strip()]
-    widths = {line.count("\t") for line in rows}
-    return len(rows) >= 2 and len(widths) == 1 and widths.pop() >= 1
+    rows, width = 0, -1
+    for line in found:
+        if not line.strip():
+            continue
+        tabs = line.count("\t")
+        if tabs == 0 or (width >= 0 and tabs != width):
+            return False
+        rows, width = rows + 1, tabs
+    return rows >= 2
 
 
-def parse_anki(text: str, key: str, path: Path) -> list[Card]:
-    """One card per note: first field the question, second the answer."""
-    headers = _headers(text)
+def _physical(lines: Iterable[str]) -> Iterator[str]:
+    """The lines as csv reads a text joined by newlines: each with its newline, the last without."""
+    previous: str | None = None
+    for line in lines:
+        if previous is not None:
+            yield previous + "\n"
+        previous = line
+    if previous:
+        yield previous
+
+
+def parse_anki(lines: Iterable[str], key: str, path: Path) -> Iterator[Card]:
+    """One card per note, as the rows are read: first field the question, second the answer."""
+    headers, found = _headers(lines)
     separator = _SEPARATORS.get(headers.get("separator", "tab").lower(), headers.get("separator", "\t")[:1] or "\t")
     skip = {int(v) - 1 for k, v in headers.items() if k in _META_COLUMNS and v.isdigit()}
     body_start = len(headers)
-    reader = csv.reader(io.StringIO("\n".join(text.split("\n")[body_start:])), delimiter=separator)
-    cards: list[Card] = []
+    reader = csv.reader(_physical(itertools.islice(found, body_start, None)), delimiter=separator)
     seen: dict[str, int] = {}
     read = 0  # lines of the body read so far
     try:
@@ -84,10 +108,9 @@ def parse_anki(text: str, key: str, path: Path) -> list[Card]:
             if len(fields) < 2 or not fields[0]:
                 continue
             source = Source(path=key, line_start=start, line_end=max(start, body_start + read))
-            cards.append(_card(fields[0], fields[1], key, source, seen))
+            yield _card(fields[0], fields[1], key, source, seen)
     except csv.Error as exc:
         raise ImportFailed(f"{path}: not a readable Anki export (line {body_start + read + 1}: {exc})") from exc
-    return cards
 
 
 def _card(front: str, back: str, key: str, source: Source, seen: dict[str, int]) -> Card:
