@@ -4,7 +4,9 @@ dropped first under the budget), and ``interview eval --few-shot`` draws them fr
 
 from __future__ import annotations
 
+import asyncio
 import json
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -80,14 +82,21 @@ class ListCalibration:
     def __init__(self, similar: list[CalibrationExample] | None = None) -> None:
         self.kept: list[tuple[CalibrationExample, float | None, str]] = []
         self.asked: list[tuple[str, str, str]] = []
+        self.read: list[str] = []
         self._similar = similar or []
 
     async def keep(self, example: CalibrationExample, *, original_score: float | None, grader: str) -> None:
         self.kept.append((example, original_score, grader))
 
-    async def similar(self, card: Card, question: str, answer: str) -> list[CalibrationExample]:
-        self.asked.append((card.id, question, answer))
+    async def candidates(self, card: Card) -> list[CalibrationExample]:
+        self.read.append(card.id)
         return self._similar
+
+    def choose(
+        self, candidates: Sequence[CalibrationExample], card: Card, question: str, answer: str
+    ) -> list[CalibrationExample]:
+        self.asked.append((card.id, question, answer))
+        return list(candidates)
 
 
 async def test_an_upheld_appeal_is_kept_as_a_calibration_example() -> None:
@@ -153,6 +162,61 @@ async def test_the_similar_examples_go_with_every_grade_request() -> None:
     await run(session.handle("randomly"))
     assert grader.requests[-1].examples == shots
     assert calibration.asked == [("id-dropout", "What is dropout?", "randomly")]
+
+
+async def test_the_corrections_are_read_when_the_question_is_asked_not_when_the_answer_is_in() -> None:
+    session, _, _ = make([card("dropout"), card("adam")], follow_ups=False)
+    session.deps.calibration = calibration = ListCalibration()
+    await run(session.begin())
+    await asyncio.sleep(0)  # the read ahead runs while the candidate thinks
+    assert calibration.read == ["id-dropout"] and calibration.asked == []
+    await run(session.handle("randomly"))  # graded, and the next question asked
+    await asyncio.sleep(0)
+    assert calibration.read == ["id-dropout", "id-adam"]
+    assert calibration.asked == [("id-dropout", "What is dropout?", "randomly")]
+    await run(session.command(Command.RETRY))
+    await run(session.handle("randomly drops units"))  # the same card again: read once, asked twice
+    assert calibration.read == ["id-dropout", "id-adam"] and len(calibration.asked) == 2
+
+
+async def test_a_kept_correction_makes_the_next_grade_read_the_corrections_again() -> None:
+    session, _, _ = make([card("dropout"), card("adam")], follow_ups=False)
+    session.deps.calibration = calibration = ListCalibration()
+    await run(session.begin())
+    await run(session.handle("randomly"))
+    await asyncio.sleep(0)
+    await run(session.handle("/appeal I also said it prevents overfitting"))  # kept while adam is open
+    assert len(calibration.kept) == 1 and calibration.read == ["id-dropout", "id-adam"]
+    await run(session.handle("adaptive moments"))
+    assert calibration.read == ["id-dropout", "id-adam", "id-adam"]
+
+
+async def test_a_failed_read_ahead_is_tried_again_and_a_failed_read_grades_without_examples() -> None:
+    shots = [example("It drops random neurons.", card_id="id-dropout")]
+
+    class Flaky(ListCalibration):
+        def __init__(self, failures: int) -> None:
+            super().__init__(shots)
+            self.failures = failures
+
+        async def candidates(self, card: Card) -> list[CalibrationExample]:
+            if self.failures > 0:
+                self.failures -= 1
+                raise OSError("database is locked")
+            return await super().candidates(card)
+
+    session, _, grader = make([card("dropout")])
+    session.deps.calibration = Flaky(failures=1)
+    await run(session.begin())
+    await run(session.handle("randomly"))
+    assert grader.requests[-1].examples == shots  # the read ahead failed; the read at answer time did not
+
+    session, _, grader = make([card("dropout")])
+    session.deps.calibration = Flaky(failures=2)
+    await run(session.begin())
+    events = await run(session.handle("randomly"))
+    assert any(isinstance(e, Graded) and e.grade.graded for e in events)
+    assert grader.requests[-1].examples == []
 
 
 # --- the LLM grader's prompt ---------------------------------------------------------------------------------

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import random
 from collections.abc import AsyncIterator, Sequence
 from datetime import UTC, datetime, timedelta
@@ -172,7 +173,7 @@ def test_parse_command(text: str, expected: Any) -> None:
 # --- a study session ----------------------------------------------------------------------------
 
 
-async def test_study_session_grades_shows_reference_and_records_before_showing() -> None:
+async def test_study_session_grades_shows_reference_and_records() -> None:
     session, rec, grader = make([card("dropout"), card("adam")])
     first = await run(session.begin())
     assert kinds(first) == ["Asked"] and first[0].number == 1 and first[0].total == 2
@@ -190,6 +191,42 @@ async def test_study_session_grades_shows_reference_and_records_before_showing()
     assert isinstance(events[-1], Finished) and session.finished
     assert rec.finished == [("s1", session.finished_at)]
     assert [r.answer for r in grader.requests] == ["It randomly drops units so it prevents overfitting", "adaptive"]
+
+
+async def test_the_grade_is_shown_while_its_attempt_is_written_and_nothing_moves_on_before() -> None:
+    session, rec, _ = make([card("dropout"), card("adam")])
+    release = asyncio.Event()
+    store = rec.record_attempt
+
+    async def slow_write(attempt: Attempt) -> None:
+        await release.wait()
+        await store(attempt)
+
+    rec.record_attempt = slow_write  # type: ignore[method-assign]
+    await run(session.begin())
+    events = session.handle("It randomly drops units so it prevents overfitting")
+    seen = [await anext(events) for _ in range(3)]
+    assert kinds(seen) == ["Grading", "Retrieved", "Graded"] and rec.attempts == []  # shown first
+    after = asyncio.ensure_future(anext(events))
+    for _ in range(5):
+        await asyncio.sleep(0)
+    assert not after.done() and rec.outcomes == []  # not rated, no next question before it is stored
+    release.set()
+    assert isinstance(await after, Closed) and len(rec.attempts) == 1 and len(rec.outcomes) == 1
+    assert kinds(await run(events)) == ["Asked"]
+
+
+async def test_an_attempt_that_cannot_be_written_stops_the_question_from_moving_on() -> None:
+    session, rec, _ = make([card("dropout"), card("adam")])
+
+    async def broken(attempt: Attempt) -> None:
+        raise OSError("disk full")
+
+    rec.record_attempt = broken  # type: ignore[method-assign]
+    await run(session.begin())
+    with pytest.raises(OSError, match="disk full"):
+        await run(session.handle("randomly"))
+    assert rec.outcomes == [] and session.index == 0
 
 
 async def test_empty_and_huge_answers_get_a_clear_reply_and_lose_nothing() -> None:

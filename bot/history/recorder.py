@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING
 
@@ -66,9 +67,10 @@ class HistoryRecorder:
 
 class HistoryCalibration:
     """The session core's ``Calibration`` for one user: corrections kept in the history database, and the
-    ``k`` most similar of them (same card first, then same topic) for each grade request. Reading and
-    ranking run on the history's threads, never on the event loop; ``k`` 0 keeps corrections but sends
-    none (the offline grader has no use for them)."""
+    ``k`` most similar of them (same card first, then same topic) for each grade request. Reading runs on
+    the history's threads, never on the event loop, when the question is asked; ranking (a few word
+    sets) when the answer is in. ``k`` 0 keeps corrections but sends none (the offline grader has no use
+    for them)."""
 
     def __init__(self, history: History, user_id: int, k: int) -> None:
         self.history = history
@@ -81,11 +83,15 @@ class HistoryCalibration:
     def _keep(self, example: CalibrationExample, original_score: float | None, grader: str) -> None:
         self.history.add_calibration(self.user_id, example, original_score=original_score, grader=grader)
 
-    async def similar(self, card: Card, question: str, answer: str) -> list[CalibrationExample]:
+    async def candidates(self, card: Card) -> list[CalibrationExample]:
         if self.k <= 0:
             return []
-        return await self.history.arun(self._similar, card, question, answer)
+        return await self.history.arun(self._candidates, card)
 
-    def _similar(self, card: Card, question: str, answer: str) -> list[CalibrationExample]:
-        found = self.history.calibration_examples(self.user_id, card_id=card.id, topic=card.topic)
-        return select_examples(found, card_id=card.id, question=question, answer=answer, k=self.k)
+    def _candidates(self, card: Card) -> list[CalibrationExample]:
+        return self.history.calibration_examples(self.user_id, card_id=card.id, topic=card.topic)
+
+    def choose(
+        self, candidates: Sequence[CalibrationExample], card: Card, question: str, answer: str
+    ) -> list[CalibrationExample]:
+        return select_examples(candidates, card_id=card.id, question=question, answer=answer, k=self.k)

@@ -120,7 +120,16 @@ class Calibration(Protocol):
 
     async def keep(self, example: CalibrationExample, *, original_score: float | None, grader: str) -> None: ...
 
-    async def similar(self, card: Card, question: str, answer: str) -> list[CalibrationExample]: ...
+    async def candidates(self, card: Card) -> list[CalibrationExample]:
+        """The kept corrections that may go with a grade of ``card`` (its own, then its topic's). The
+        session reads them when the question is asked, not when the answer is in."""
+        ...
+
+    def choose(
+        self, candidates: Sequence[CalibrationExample], card: Card, question: str, answer: str
+    ) -> list[CalibrationExample]:
+        """The few of ``candidates`` most similar to this answer (no I/O: it runs as the answer arrives)."""
+        ...
 
 
 log = logging.getLogger(__name__)
@@ -167,6 +176,8 @@ class InterviewSession:
         self._last_graded: QuestionState | None = None
         self.leeches: dict[str, str] = {}  # card id → suggestion, for cards this user keeps failing
         self._retrievals: dict[str, asyncio.Future[Retrieval]] = {}  # prefetched while the user types
+        # Kept corrections per card, read with the retrieval; forgotten when this session keeps one.
+        self._shots: dict[str, asyncio.Future[list[CalibrationExample]]] = {}
         self._commands = CommandHandlers(self)
 
     @classmethod
@@ -324,7 +335,9 @@ class InterviewSession:
             yield event
         grade = out[0]
         attempt = self._attempt(q, kind, prompt, text, grade, started)
-        await self._record(attempt)
+        # The attempt is written while its grade is shown (50 answers at once would otherwise queue
+        # their grades behind each other's writes); nothing moves on until it is stored.
+        recording = asyncio.ensure_future(self._record(attempt))
         q.attempts.append(attempt)
         self._last_graded = q
         follow = (
@@ -335,14 +348,17 @@ class InterviewSession:
             and grade.graded
             and bool(self._unprobed(q))
         )
-        yield Graded(
-            card=q.card,
-            attempt=attempt,
-            grade=grade,
-            show_reference=self.config.mode is Mode.STUDY,
-            previous=previous,
-            follow_up_next=follow,
-        )
+        try:
+            yield Graded(
+                card=q.card,
+                attempt=attempt,
+                grade=grade,
+                show_reference=self.config.mode is Mode.STUDY,
+                previous=previous,
+                follow_up_next=follow,
+            )
+        finally:
+            await recording
         if follow:
             missed = self._unprobed(q)
             text_fu = await self.deps.follow_ups.write(q.card, graded_text, missed)
@@ -417,6 +433,7 @@ class InterviewSession:
             why=why,
             kind=example_kind,
         )
+        self._shots.clear()  # read again for the next grade, with this correction among them
         try:
             await self.deps.calibration.keep(example, original_score=before, grader=grade.grader)
         except Exception as exc:
@@ -425,10 +442,19 @@ class InterviewSession:
     async def _examples(self, card: Card, request: GradeRequest, answer: str) -> GradeRequest:
         """``request`` with the most similar kept corrections as graded examples (none when there are none,
         or they cannot be read: a grade never waits on them failing)."""
-        if self.deps.calibration is None:
+        calibration = self.deps.calibration
+        if calibration is None:
             return request
+        task = self._shots.get(card.id)
         try:
-            examples = await self.deps.calibration.similar(card, request.question, answer)
+            try:
+                found = await task if task is not None else await calibration.candidates(card)
+            except Exception:
+                if task is None:
+                    raise
+                self._shots.pop(card.id, None)  # a failed read ahead is tried once more, now
+                found = await calibration.candidates(card)
+            examples = calibration.choose(found, card, request.question, answer)
         except Exception as exc:
             log.warning("graded examples for card %s not read: %s: %s", card.id, type(exc).__name__, exc)
             return request
@@ -546,9 +572,17 @@ class InterviewSession:
         yield Asked(number=q.number, total=self.total, card=q.card, leech=self.leeches.get(q.card.id, ""))
 
     def _prefetch(self, card: Card) -> None:
-        """Start retrieving the reference while the user thinks (minutes, usually), not after."""
+        """Start retrieving the reference (and reading the kept corrections that may go with the grade)
+        while the user thinks (minutes, usually), not after."""
         if card.id not in self._retrievals:
             self._retrievals[card.id] = asyncio.ensure_future(self.deps.retrieve(card))
+        if self.deps.calibration is not None and card.id not in self._shots:
+            self._shots[card.id] = asyncio.ensure_future(self.deps.calibration.candidates(card))
+
+    def _forget_shots(self) -> None:
+        for task in self._shots.values():
+            task.cancel()
+        self._shots.clear()
 
     async def _retrieval(self, card: Card) -> Retrieval:
         task = self._retrievals.pop(card.id, None)
@@ -581,6 +615,7 @@ class InterviewSession:
         for task in self._retrievals.values():
             task.cancel()
         self._retrievals.clear()
+        self._forget_shots()
         self.phase = Phase.FINISHED
         self.finished_at = self.clock()
         if self.deps.recorder is not None:
