@@ -169,6 +169,16 @@ class Settings(BaseSettings):
             "than one CPU (its client-side CPU then leaves the shared event loop); 'off' = in-process."
         ),
     )
+    grader_workers: int = Field(
+        0,
+        ge=0,
+        le=16,
+        validation_alias=_env("INTERVIEW_GRADER_WORKERS"),
+        description=(
+            "Grader worker processes when the grader runs in workers (see INTERVIEW_GRADER_PROCESS); "
+            "0 = one per CPU core, up to 2. Each grade goes to the worker with the fewest in flight."
+        ),
+    )
     max_streams: int = Field(
         4,
         ge=0,

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from bot.grading.base import Grade
-from bot.grading.pipeline.worker import GraderWorker
+from bot.grading.pipeline.worker import GraderPool, GraderWorker
 from tests.fake_openai import FakeOpenAI, Reply
 from tests.test_llm_grader import REQ, reply
 
@@ -104,3 +104,43 @@ def test_a_worker_never_started_leaves_no_folder_behind(tmp_path: Path) -> None:
     worker = GraderWorker(object(), socket_dir=tmp_path)  # type: ignore[arg-type]
     worker.stop()
     assert list(tmp_path.iterdir()) == []
+
+
+def test_the_pool_sends_each_grade_to_the_worker_with_the_fewest_in_flight(tmp_path: Path) -> None:
+    pool = GraderPool(object(), 3, socket_dir=tmp_path)  # type: ignore[arg-type]
+    a, b, c = pool.workers
+    a._pending.update({1: asyncio.Queue(), 2: asyncio.Queue()})
+    b._pending.update({3: asyncio.Queue()})
+    c._pending.update({4: asyncio.Queue(), 5: asyncio.Queue()})
+    assert pool._pick() is b
+    b._pending.update({6: asyncio.Queue(), 7: asyncio.Queue()})
+    assert pool._pick() is a  # a tie goes to the first
+    with pytest.raises(ValueError, match="at least one"):
+        GraderPool(object(), 0, socket_dir=tmp_path)  # type: ignore[arg-type]
+    pool.stop()
+    assert list(tmp_path.iterdir()) == []
+
+
+async def test_a_pool_of_two_workers_shares_a_burst_of_grades(model: FakeOpenAI, local_embedder: Any) -> None:
+    from bot.grading.pipeline import build_grader
+    from bot.settings import Settings
+
+    model.chat.default = lambda req: Reply.slow(0.2, Reply.json(json_reply()))
+    pool = GraderPool(build_grader(Settings(), local_embedder), 2).start()
+    try:
+        await pool.wait_ready()
+        seen: list[int] = []
+        for w in pool.workers:
+            run = w._run
+
+            def counted(request: Any, *, stream: bool, w: GraderWorker = w, run: Any = run) -> Any:
+                seen.append(pool.workers.index(w))
+                return run(request, stream=stream)
+
+            w._run = counted  # type: ignore[method-assign]
+        grades = await asyncio.gather(*(pool.agrade(REQ) for _ in range(10)))
+        assert all(g.graded and g.score == 6.5 for g in grades) and pool.fallbacks == 0
+        assert sorted(seen) == [0] * 5 + [1] * 5  # while all are in flight, they alternate
+        assert len(model.requests("chat")) == 10
+    finally:
+        pool.stop()

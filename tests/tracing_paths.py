@@ -15,7 +15,7 @@ from typing import Any
 
 from bot.adapters.load import LoadAwareGrader
 from bot.grading.base import Grader
-from bot.grading.pipeline.worker import GraderWorker
+from bot.grading.pipeline.worker import GraderPool
 from bot.practice.coach import Coach
 from bot.practice.session import Graded, InterviewSession, Mode, SessionConfig
 from bot.settings import get_settings
@@ -42,7 +42,7 @@ async def main() -> None:
 
     web = Coach.open(settings, mode="web", worker=True, wrap=load_control)
     process = loads[0].inner
-    assert isinstance(process, GraderWorker), "the web app grades in a worker process here"
+    assert isinstance(process, GraderPool), "the web app grades in worker processes here"
     await process.wait_ready()
     study = SessionConfig(n_questions=2, mode=Mode.STUDY)
     session = await web.start(study, rng=random.Random(1))

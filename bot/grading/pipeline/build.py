@@ -33,6 +33,8 @@ __all__ = [
 ]
 
 GRADER_KINDS = ("llm", "offline")
+AUTO_WORKERS = 2
+"""Grader worker processes when ``INTERVIEW_GRADER_WORKERS`` is 0 (auto): one per core, up to this."""
 
 
 def make_chat_model(settings: Settings) -> Any:
@@ -89,9 +91,9 @@ def build_grader(
     """The configured grader pipeline.
 
     ``kind`` overrides the configured choice; ``mode`` names who grades in the trace metadata (cli,
-    eval, web, terminal); ``worker``: run LLM grades in a worker process when the settings allow it
-    (``INTERVIEW_GRADER_PROCESS=auto``, more than one core) — the in-process pipeline stays as the
-    worker's fallback, so a grade is never lost.
+    eval, web, terminal); ``worker``: run LLM grades in worker processes when the settings allow it
+    (``INTERVIEW_GRADER_PROCESS=auto``, more than one core; ``INTERVIEW_GRADER_WORKERS`` of them) — the
+    in-process pipeline stays as each worker's fallback, so a grade is never lost.
     """
     choice = kind or ("llm" if settings.use_llm_grader else "offline")
     if choice not in GRADER_KINDS:
@@ -99,12 +101,13 @@ def build_grader(
     offline = make_offline_grader(settings, embedder)
     grader: Grader = offline if choice == "offline" else _llm_grader(settings, offline)
     grader = maybe_traced(grader, mode=mode)
-    if worker and choice == "llm" and settings.grader_process == "auto" and (os.cpu_count() or 1) > 1:
-        from bot.grading.pipeline.worker import GraderWorker
+    cores = os.cpu_count() or 1
+    if worker and choice == "llm" and settings.grader_process == "auto" and cores > 1:
+        from bot.grading.pipeline.worker import GraderPool
 
-        process = GraderWorker(grader).start()
-        atexit.register(process.stop)
-        return process
+        pool = GraderPool(grader, settings.grader_workers or min(cores, AUTO_WORKERS)).start()
+        atexit.register(pool.stop)
+        return pool
     return grader
 
 
