@@ -8,6 +8,7 @@ runs in worker threads or async clients, so one slow grade never stalls another 
 from __future__ import annotations
 
 import asyncio
+import gc
 from collections.abc import AsyncIterator, Awaitable
 from datetime import UTC, datetime
 from typing import Any
@@ -89,6 +90,7 @@ async def get_coach() -> Coach:
                 return _load
 
             _coach = await asyncio.to_thread(lambda: Coach.open(settings, mode="web", worker=True, wrap=load_control))
+            gc.freeze()  # what is loaded now lives as long as the process: full collections skip it
         return _coach
 
 

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import itertools
 import json
 import os
@@ -250,6 +251,7 @@ async def _serve(socket_path: str, parent_pid: int) -> None:
     from bot.settings import get_settings
 
     grader = build_grader(get_settings(), mode="web")
+    gc.freeze()  # the loaded libraries live as long as the worker: full collections skip them
     done = asyncio.Event()
 
     async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
