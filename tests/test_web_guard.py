@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from bot.adapters.auth import LoginThrottle, TokenCheck, token_key
+from bot.adapters.auth import LoginThrottle, OpenSockets, TokenCheck, token_key
 from bot.adapters.inert import inert
 from bot.adapters.security import SecurityMiddleware, content_security_policy, inline_script_hashes
 
@@ -112,6 +112,41 @@ def test_token_check_password_change_removal_and_sign_out(monkeypatch: pytest.Mo
     assert changed.problem("alice", {**meta, "issued": 101.0}) == "the password changed since sign-in"
     removed = TokenCheck(Settings(users=f"bob:{old}"), sign_outs)  # type: ignore[arg-type]
     assert removed.problem("alice", {**meta, "issued": 101.0}) == "the user is no longer configured"
+
+
+class _Socket:
+    def __init__(self, sid: str, user: str, token: str | None) -> None:
+        self.socket_id, self.token = sid, token
+        self.user = type("U", (), {"identifier": user})()
+
+
+async def test_open_sockets_of_a_dead_token_are_closed(monkeypatch: pytest.MonkeyPatch) -> None:
+    dead: set[str] = {"t-carol"}
+
+    def decode(token: str) -> str:
+        if token in dead:
+            raise ValueError("the user signed out")
+        return token
+
+    closed: list[str] = []
+
+    async def disconnect(sid: str) -> None:
+        closed.append(sid)
+
+    sockets = OpenSockets(decode, disconnect)
+    open_now = [
+        _Socket("s1", "alice", "t-alice"),
+        _Socket("s2", "bob", "t-bob"),
+        _Socket("s3", "bob", "t-bob2"),
+        _Socket("s4", "carol", "t-carol"),
+        _Socket("s5", "local", None),
+    ]
+    monkeypatch.setattr(OpenSockets, "_sessions", staticmethod(lambda: open_now))
+    assert await sockets.close_user("bob") == 2 and closed == ["s2", "s3"]  # /logout here: at once
+    assert await sockets.sweep() == 1 and closed[-1] == "s4"  # revoked elsewhere: at the next sweep
+    dead.add("t-alice")  # e.g. her password changed, or the token expired
+    assert await sockets.sweep() == 2 and closed[-2:] == ["s1", "s4"]  # (s4 is still listed here)
+    assert "s5" not in closed  # no token (sign-in off): never closed
 
 
 def test_sign_outs_are_stored_in_the_history_database(tmp_path: Path) -> None:

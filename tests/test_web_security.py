@@ -3,10 +3,12 @@ sessions, sign-in throttling and token revocation, the Content-Security-Policy."
 
 from __future__ import annotations
 
+import asyncio
 import re
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import jwt
@@ -121,9 +123,18 @@ async def test_sign_in_throttling_logout_removal_and_password_change(_seeded_tem
             assert await _token_works(app.url, bob)
 
             # logout kills the token (the browser drops the cookie; a copy of it must be dead too)
+            # and closes the sockets it opened (another tab of bob's); carol's stays
+            bobs_tab, carols_tab = await _open_socket(app.url, bob), await _open_socket(app.url, carol)
             async with httpx.AsyncClient(base_url=app.url, cookies={"access_token": bob}) as bobs:
                 assert (await bobs.post("/logout")).status_code == 200
             assert not await _token_works(app.url, bob)
+            for _ in range(50):
+                if not bobs_tab.connected:
+                    break
+                await asyncio.sleep(0.1)
+            assert not bobs_tab.connected, "a socket outlived its user's sign-out"
+            assert carols_tab.connected
+            await carols_tab.disconnect()
             assert await _token_works(app.url, carol), "carol did not sign out"
             bob_again = (await _login(http, "bob", "bob-pw")).cookies["access_token"]
             assert await _token_works(app.url, bob_again), "a sign-in after a sign-out works"
@@ -150,24 +161,42 @@ async def test_sign_in_throttling_logout_removal_and_password_change(_seeded_tem
         await _socket_with(app.url, alice)  # a live token connects...
         with pytest.raises(Exception, match="failed to connect"):
             await _socket_with(app.url, carol)  # ...a dead one does not
+        # signed out by another process on the same history (a second app, the CLI): her open
+        # socket here is closed at the next check
+        from bot.history.signouts import SignOuts
+
+        alices_tab = await _open_socket(app.url, alice)
+        elsewhere = SignOuts(f"sqlite:///{tmp_path / 'data' / 'history.sqlite3'}")
+        elsewhere.sign_out("alice")
+        elsewhere.close()
+        for _ in range(150):
+            if not alices_tab.connected:
+                break
+            await asyncio.sleep(0.1)
+        assert not alices_tab.connected, "a socket outlived a sign-out made by another process"
     finally:
         app.cleanup()
     mode = (tmp_path / "data" / "history.sqlite3").stat().st_mode & 0o777
     assert mode == 0o600, oct(mode)
 
 
-async def _socket_with(url: str, token: str) -> None:
+async def _open_socket(url: str, token: str, session_id: str | None = None) -> Any:
+    import uuid
+
     import socketio
 
     sio = socketio.AsyncClient(reconnection=False)
-    try:
-        await sio.connect(
-            url,
-            socketio_path="/ws/socket.io",
-            transports=["websocket"],
-            headers={"Cookie": f"access_token={token}"},
-            auth={"clientType": "webapp", "sessionId": "s", "userEnv": "{}"},
-            wait_timeout=10,
-        )
-    finally:
-        await sio.disconnect()
+    await sio.connect(
+        url,
+        socketio_path="/ws/socket.io",
+        transports=["websocket"],
+        headers={"Cookie": f"access_token={token}"},
+        auth={"clientType": "webapp", "sessionId": session_id or uuid.uuid4().hex, "userEnv": "{}"},
+        wait_timeout=10,
+    )
+    return sio
+
+
+async def _socket_with(url: str, token: str) -> None:
+    sio = await _open_socket(url, token, "s")
+    await sio.disconnect()

@@ -10,12 +10,15 @@ on every HTTP call and socket connect. The app adds two claims to the metadata a
   processes) is dead: ``/logout`` signs the user out everywhere.
 
 :func:`install` wraps Chainlit's ``decode_jwt`` with that check and sets the token lifetime
-(``INTERVIEW_SESSION_HOURS``). :class:`LoginThrottle` counts wrong passwords per user name and per
-address; ``bot.adapters.security`` refuses sign-ins over the limit with HTTP 429.
+(``INTERVIEW_SESSION_HOURS``). :class:`OpenSockets` closes the sockets a dead token opened (at
+``/logout`` here, within ``SWEEP_S`` for any other revocation). :class:`LoginThrottle` counts wrong
+passwords per user name and per address; ``bot.adapters.security`` refuses sign-ins over the limit
+with HTTP 429.
 """
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
 import logging
@@ -32,7 +35,7 @@ if TYPE_CHECKING:
     from bot.history.signouts import SignOuts
     from bot.settings import Settings
 
-__all__ = ["LoginThrottle", "TokenCheck", "install", "sign_in_metadata", "token_key", "token_user"]
+__all__ = ["LoginThrottle", "OpenSockets", "TokenCheck", "install", "sign_in_metadata", "token_key", "token_user"]
 
 log = logging.getLogger("interview.auth")
 
@@ -57,6 +60,7 @@ class TokenCheck:
     def __init__(self, settings: Settings, sign_outs: SignOuts | None) -> None:
         self.settings = settings
         self.sign_outs = sign_outs
+        self.decode: Callable[[str], Any] | None = None  # Chainlit's decode_jwt with this check (install)
 
     def problem(self, identifier: str, metadata: dict[str, Any]) -> str | None:
         stored = configured_users(self.settings).get(identifier)
@@ -118,6 +122,63 @@ class LoginThrottle:
             self._failures.pop(self._keys(user, "")[0], None)
 
 
+SWEEP_S = 5.0
+"""How often open sockets are checked against revocations made elsewhere (another process's sign-out,
+a password change, a removed user, an expired token)."""
+
+
+class OpenSockets:
+    """The open Chainlit sockets of signed-in users, and their closing when the user's token dies.
+
+    ``/logout`` closes the user's sockets in this process at once (:meth:`close_user`); :meth:`sweep`
+    (every ``SWEEP_S`` while the app runs) closes any socket whose token no longer decodes, whatever
+    revoked it and in whichever process. A closed socket's reconnect is refused, so the page asks the
+    user to sign in again."""
+
+    def __init__(self, decode: Callable[[str], Any], disconnect: Callable[[str], Any]) -> None:
+        self.decode = decode  # the checked decode_jwt: raises when the token is dead
+        self.disconnect = disconnect  # an async callable: socket id → closed
+
+    @staticmethod
+    def _sessions() -> list[Any]:
+        from chainlit.session import ws_sessions_sid
+
+        return list(ws_sessions_sid.values())
+
+    async def close_user(self, name: str) -> int:
+        """Close every open socket of ``name`` here; returns how many."""
+        closing = [s for s in self._sessions() if getattr(s.user, "identifier", None) == name]
+        for session in closing:
+            await self.disconnect(session.socket_id)
+        if closing:
+            log.info("closed %d open socket(s) of %r: signed out", len(closing), name)
+        return len(closing)
+
+    async def sweep(self) -> int:
+        """Close the sockets whose token is dead now; returns how many."""
+        closed = 0
+        for session in self._sessions():
+            token = getattr(session, "token", None)
+            if not token:
+                continue
+            try:
+                self.decode(token)
+            except Exception as exc:
+                log.info("closed a socket of %r: %s", getattr(session.user, "identifier", "?"), exc)
+                await self.disconnect(session.socket_id)
+                closed += 1
+        return closed
+
+    async def watch(self, every_s: float = SWEEP_S) -> None:
+        """Sweep until cancelled (a failed sweep is logged and the next one runs)."""
+        while True:
+            await asyncio.sleep(every_s)
+            try:
+                await self.sweep()
+            except Exception:
+                log.exception("checking open sockets for revoked tokens failed")
+
+
 def install(settings: Settings, sign_outs: SignOuts | None) -> TokenCheck:
     """Set Chainlit's token lifetime and make its token decoding apply :class:`TokenCheck`."""
     import chainlit.auth
@@ -141,6 +202,7 @@ def install(settings: Settings, sign_outs: SignOuts | None) -> TokenCheck:
     # authenticate_user (every HTTP call and socket connect) and POST /auth/jwt call it by these names
     for module in (chainlit.auth, chainlit.server):
         setattr(module, "decode_jwt", decode_checked)  # noqa: B010
+    check.decode = decode_checked
     return check
 
 

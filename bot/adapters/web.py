@@ -33,7 +33,14 @@ import types
 from pathlib import Path
 from typing import Any
 
-__all__ = ["guard", "limit_message_size", "serve", "unblock_chainlit_constructors", "use_private_files_directory"]
+__all__ = [
+    "guard",
+    "limit_message_size",
+    "serve",
+    "unblock_chainlit_constructors",
+    "use_private_files_directory",
+    "watch_sockets",
+]
 
 
 def _no_sleep(seconds: float) -> None:
@@ -134,16 +141,37 @@ def guard(app: Any) -> Any:
     from bot.history.signouts import SignOuts
 
     sign_outs = SignOuts(settings.history_url)
-    auth.install(settings, sign_outs)
+    check = auth.install(settings, sign_outs)
+    assert check.decode is not None
+    sockets = auth.OpenSockets(check.decode, sio.disconnect)
+    watch_sockets(sockets)
 
     async def sign_out(token: str) -> None:
         name = auth.token_user(token)
         if name is not None:
             await asyncio.to_thread(sign_outs.sign_out, name)
             logging.getLogger("interview.auth").info("%r signed out: their tokens are revoked", name)
+            await sockets.close_user(name)
 
     throttle = auth.LoginThrottle(settings.login_attempts, settings.login_window_s)
     return SecurityMiddleware(app, policy=policy, throttle=throttle, sign_out=sign_out, session_exists=session_exists)
+
+
+def watch_sockets(sockets: Any) -> None:
+    """Run ``sockets.watch()`` while the app runs (started with Chainlit's app startup, after any
+    startup hook of the app's own)."""
+    from chainlit.config import config
+
+    previous = config.code.on_app_startup
+    tasks: set[asyncio.Task[None]] = set()
+
+    async def startup() -> None:
+        if previous is not None:
+            await previous()
+        task = asyncio.get_running_loop().create_task(sockets.watch())
+        tasks.add(task)  # held: a task nobody references may be collected
+
+    config.code.on_app_startup = startup
 
 
 def limit_message_size(sio: Any, limit: int) -> None:
