@@ -122,6 +122,7 @@ def test_a_database_from_the_previous_release_upgrades_in_place(legacy_url: str)
         assert after.pop("alembic_version") == [(migrate.head_revision(),)]
         assert after.pop("sign_outs") == []  # 0002: a new, empty table
         assert after.pop("calibration_examples") == []  # 0003: a new, empty table
+        assert after.pop("failed_sign_ins") == []  # 0004: a new, empty table
         assert after == before  # every row kept, unchanged
         assert _schema_diff(history.engine) == []  # and the schema is exactly today's models
 
@@ -143,10 +144,10 @@ def test_a_database_from_the_previous_release_upgrades_in_place(legacy_url: str)
 
 
 def test_the_migrations_make_exactly_the_models(history: History) -> None:
-    assert migrate.BASELINE == "0001" and history.revision == migrate.head_revision() == "0003"
+    assert migrate.BASELINE == "0001" and history.revision == migrate.head_revision() == "0004"
     assert _schema_diff(history.engine) == []
     tables = set(_dump(history.url.render_as_string(hide_password=False)))
-    assert tables == {*TABLES, "sign_outs", "calibration_examples", "alembic_version"}  # 0002, 0003
+    assert tables == {*TABLES, "sign_outs", "calibration_examples", "failed_sign_ins", "alembic_version"}
 
 
 def test_concurrent_first_opens_of_one_database_migrate_once(db_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -200,17 +201,19 @@ def test_interview_db_upgrade_and_current(isolated_state: Path) -> None:
     _load_sqlite_dump(database)  # the previous release's database in the data dir
     rows = _dump(f"sqlite:///{database}")
 
+    head = migrate.head_revision()  # pinned by test_the_migrations_make_exactly_the_models
     code, out, _ = run("db", "current")
-    assert code == 0 and "revision none (the newest is 0003: `interview db upgrade`)" in out
+    assert code == 0 and f"revision none (the newest is {head}: `interview db upgrade`)" in out
     code, out, _ = run("db", "upgrade")
-    assert code == 0 and out.strip() == f"sqlite:///{database}: upgraded from no revision to revision 0003 (the newest)"
+    upgraded = f"sqlite:///{database}: upgraded from no revision to revision {head} (the newest)"
+    assert code == 0 and out.strip() == upgraded
     code, out, _ = run("db", "upgrade")
-    assert code == 0 and "already at revision 0003 (the newest)" in out
+    assert code == 0 and f"already at revision {head} (the newest)" in out
     code, out, _ = run("db", "current")
-    assert code == 0 and "revision 0003 (the newest)" in out
+    assert code == 0 and f"revision {head} (the newest)" in out
     after = _dump(f"sqlite:///{database}")
-    assert after.pop("alembic_version") == [("0003",)] and after.pop("sign_outs") == []
-    assert after.pop("calibration_examples") == [] and after == rows
+    assert after.pop("alembic_version") == [(head,)] and after.pop("sign_outs") == []
+    assert after.pop("calibration_examples") == [] and after.pop("failed_sign_ins") == [] and after == rows
 
     with closing(sqlite3.connect(database)) as con, con:
         con.execute("UPDATE alembic_version SET version_num = '9999'")

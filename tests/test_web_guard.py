@@ -86,6 +86,47 @@ def test_a_right_password_clears_the_user_count() -> None:
     assert throttle.retry_after("alice", "d") == 0
 
 
+def test_the_wait_is_until_enough_failures_left_the_window() -> None:
+    now = [0.0]
+    throttle = LoginThrottle(2, 60, clock=lambda: now[0])
+    for t in (0.0, 10.0, 20.0):  # three failures (two processes raced past the limit)
+        now[0] = t
+        throttle.failed("alice", f"10.0.0.{t:.0f}")
+    now[0] = 30.0
+    assert throttle.retry_after("alice", "x") == 40.0  # at 70 only the one at 20 is left: 1 < 2
+
+
+def test_failed_sign_ins_in_the_history_are_counted_by_every_process(tmp_path: Path) -> None:
+    from bot.history.signins import FailedSignIns
+
+    url = f"sqlite:///{tmp_path / 'h.sqlite3'}"
+    now = [1000.0]
+    one, two = FailedSignIns(url), FailedSignIns(url)  # two app processes on one history
+    first = LoginThrottle(3, 60, store=one, clock=lambda: now[0])
+    second = LoginThrottle(3, 60, store=two, clock=lambda: now[0])
+    first.failed("alice", "10.0.0.1")
+    second.failed("alice", "10.0.0.2")
+    assert first.retry_after("alice", "10.0.0.9") == 0
+    first.failed("alice", "10.0.0.3")
+    assert second.retry_after("alice", "10.0.0.9") == 60  # locked in the other process too
+    assert second.retry_after("bob", "10.0.0.1") == 0
+    one.close()
+    again = LoginThrottle(3, 60, store=FailedSignIns(url), clock=lambda: now[0])  # after a restart
+    assert again.retry_after("ALICE", "x") == 60
+    now[0] = 1061.0
+    assert again.retry_after("alice", "x") == 0
+    again.failed("bob", "10.0.0.4")  # a new failure forgets the ones older than the window
+    from sqlalchemy import func, select
+
+    from bot.history.schema import FailedSignInRow
+
+    with two.engine.connect() as conn:
+        assert conn.execute(select(func.count()).select_from(FailedSignInRow)).scalar() == 2  # bob's two keys
+    again.succeeded("bob")
+    assert two.since("user:bob", 0) == [] and two.since("address:10.0.0.4", 0) == [1061.0]
+    two.close()
+
+
 class _SignOuts:
     def __init__(self) -> None:
         self.at: dict[str, float] = {}

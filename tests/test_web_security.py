@@ -157,6 +157,14 @@ async def test_sign_in_throttling_logout_removal_and_password_change(_seeded_tem
         assert not await _token_works(app.url, carol), "a token outlived its user's removal"
         assert not await _token_works(app.url, bob), "a signed-out token came back after a restart"
         async with httpx.AsyncClient(base_url=app.url) as http:
+            # the wrong passwords are counted in the history: a restart does not unlock alice (or the address)
+            assert (await _login(http, "alice", "alice-pw")).status_code == 429
+            from bot.history.signins import FailedSignIns
+
+            counts = FailedSignIns(f"sqlite:///{tmp_path / 'data' / 'history.sqlite3'}")
+            for key in ("user:alice", "address:127.0.0.1"):  # as if the window had passed
+                counts.clear(key)
+            counts.close()
             alice = (await _login(http, "alice", "alice-pw")).cookies["access_token"]
         await _socket_with(app.url, alice)  # a live token connects...
         with pytest.raises(Exception, match="failed to connect"):

@@ -25,9 +25,8 @@ import logging
 import os
 import threading
 import time
-from collections import deque
-from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any, Protocol
 
 from bot.history.users import configured_users
 
@@ -35,7 +34,17 @@ if TYPE_CHECKING:
     from bot.history.signouts import SignOuts
     from bot.settings import Settings
 
-__all__ = ["LoginThrottle", "OpenSockets", "TokenCheck", "install", "sign_in_metadata", "token_key", "token_user"]
+__all__ = [
+    "FailureStore",
+    "LoginThrottle",
+    "MemoryFailures",
+    "OpenSockets",
+    "TokenCheck",
+    "install",
+    "sign_in_metadata",
+    "token_key",
+    "token_user",
+]
 
 log = logging.getLogger("interview.auth")
 
@@ -78,48 +87,82 @@ class TokenCheck:
         return None
 
 
-class LoginThrottle:
-    """Wrong passwords per user name and per address in a sliding window; over the limit = locked."""
+class FailureStore(Protocol):
+    """Where the throttle keeps wrong-password times (epoch seconds) per key."""
 
-    def __init__(self, attempts: int, window_s: float, *, clock: Callable[[], float] = time.monotonic) -> None:
+    def add(self, keys: Sequence[str], at: float, *, forget_before: float) -> None:
+        """One failure at ``at`` under each key; failures before ``forget_before`` may be dropped."""
+        ...
+
+    def since(self, key: str, at: float) -> list[float]:
+        """The failure times under ``key`` from ``at`` on, oldest first."""
+        ...
+
+    def clear(self, key: str) -> None: ...
+
+
+class MemoryFailures:
+    """A :class:`FailureStore` in this process (tests, and apps without a shared history)."""
+
+    def __init__(self) -> None:
+        self._times: dict[str, list[float]] = {}
+        self._lock = threading.Lock()
+
+    def add(self, keys: Sequence[str], at: float, *, forget_before: float) -> None:
+        with self._lock:
+            for key in keys:
+                self._times[key] = [t for t in self._times.get(key, []) if t >= forget_before] + [at]
+
+    def since(self, key: str, at: float) -> list[float]:
+        with self._lock:
+            return sorted(t for t in self._times.get(key, []) if t >= at)
+
+    def clear(self, key: str) -> None:
+        with self._lock:
+            self._times.pop(key, None)
+
+
+class LoginThrottle:
+    """Wrong passwords per user name and per address in a sliding window; over the limit = locked.
+
+    The counts live in ``store``: the history database in the web app
+    (:class:`~bot.history.signins.FailedSignIns`), so every process on it counts together and a
+    restart does not reset them; in memory by default."""
+
+    def __init__(
+        self,
+        attempts: int,
+        window_s: float,
+        *,
+        store: FailureStore | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
         self.attempts = attempts
         self.window_s = window_s
+        self.store: FailureStore = store if store is not None else MemoryFailures()
         self.clock = clock
-        self._failures: dict[str, deque[float]] = {}
-        self._lock = threading.Lock()
 
     @staticmethod
     def _keys(user: str, address: str) -> tuple[str, str]:
-        return f"user:{user.strip().lower()}", f"address:{address}"
-
-    def _recent(self, key: str, now: float) -> deque[float]:
-        times = self._failures.get(key, deque())
-        while times and now - times[0] >= self.window_s:
-            times.popleft()
-        return times
+        return f"user:{user.strip().lower()}"[:300], f"address:{address}"[:300]
 
     def retry_after(self, user: str, address: str) -> float:
         """Seconds until a sign-in for ``user`` from ``address`` is accepted again (0 = now)."""
         now = self.clock()
-        with self._lock:
-            waits = [
-                times[0] + self.window_s - now
-                for key in self._keys(user, address)
-                if len(times := self._recent(key, now)) >= self.attempts
-            ]
+        waits = []
+        for key in self._keys(user, address):
+            times = self.store.since(key, now - self.window_s)
+            if len(times) >= self.attempts:
+                # accepted again once all but attempts - 1 of them have left the window
+                waits.append(times[len(times) - self.attempts] + self.window_s - now)
         return max(waits, default=0.0)
 
     def failed(self, user: str, address: str) -> None:
         now = self.clock()
-        with self._lock:
-            for key in self._keys(user, address):
-                times = self._recent(key, now)
-                times.append(now)
-                self._failures[key] = times
+        self.store.add(self._keys(user, address), now, forget_before=now - self.window_s)
 
     def succeeded(self, user: str) -> None:
-        with self._lock:
-            self._failures.pop(self._keys(user, "")[0], None)
+        self.store.clear(self._keys(user, "")[0])
 
 
 SWEEP_S = 5.0

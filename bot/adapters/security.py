@@ -159,7 +159,7 @@ class SecurityMiddleware:
         body = await _read_body(receive)
         user = (parse_qs(body.decode("utf-8", "replace")).get("username") or [""])[0][:200]
         address = str((scope.get("client") or ("?", 0))[0])
-        wait = self.throttle.retry_after(user, address)
+        wait = await asyncio.to_thread(self.throttle.retry_after, user, address)  # a database read
         if wait > 0:
             log.warning("sign-in refused for %r from %s: too many wrong passwords", user, address)
             minutes = max(1, round(wait / 60))
@@ -174,9 +174,9 @@ class SecurityMiddleware:
         await self.app(scope, _replay(body), send)
         if status and status[0] == 401:
             log.warning("failed sign-in for %r from %s", user, address)
-            self.throttle.failed(user, address)
+            await asyncio.to_thread(self.throttle.failed, user, address)
         elif status and status[0] == 200:
-            self.throttle.succeeded(user)
+            await asyncio.to_thread(self.throttle.succeeded, user)
 
 
 def _json_field(body: bytes, name: str) -> str | None:

@@ -153,7 +153,12 @@ def guard(app: Any) -> Any:
             logging.getLogger("interview.auth").info("%r signed out: their tokens are revoked", name)
             await sockets.close_user(name)
 
-    throttle = auth.LoginThrottle(settings.login_attempts, settings.login_window_s)
+    from bot.history.signins import FailedSignIns
+
+    # counted in the history database: every process on it counts together, a restart resets nothing
+    throttle = auth.LoginThrottle(
+        settings.login_attempts, settings.login_window_s, store=FailedSignIns(settings.history_url)
+    )
     return SecurityMiddleware(app, policy=policy, throttle=throttle, sign_out=sign_out, session_exists=session_exists)
 
 

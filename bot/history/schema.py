@@ -19,6 +19,7 @@ __all__ = [
     "Base",
     "CalibrationRow",
     "CardStateRow",
+    "FailedSignInRow",
     "OutcomeRow",
     "SessionRow",
     "SignOutRow",
@@ -134,6 +135,17 @@ class SignOutRow(Base):
 
     user_name: Mapped[str] = mapped_column(String(200), primary_key=True)
     not_before: Mapped[float] = mapped_column(Float)
+
+
+class FailedSignInRow(Base):
+    """A wrong password, counted for sign-in throttling under ``key`` (``user:<name>`` or ``address:<ip>``)
+    at ``at`` (epoch seconds); shared by every app process on the history database."""
+
+    __tablename__ = "failed_sign_ins"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    key: Mapped[str] = mapped_column(String(300), index=True)
+    at: Mapped[float] = mapped_column(Float, index=True)
 
 
 class CalibrationRow(Base):
