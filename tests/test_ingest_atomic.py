@@ -41,6 +41,18 @@ _KILLED_INGEST = textwrap.dedent(
         from bot.retrieval.journal import Journal
 
         Journal.write = before_the_journal
+    if after < 0:  # killed while embedding: in the embedder's call number -after
+        from bot.retrieval.embeddings import LocalEmbedder
+
+        embeds, real_embed = [], LocalEmbedder.embed
+
+        def embed(self, texts):
+            embeds.append(1)
+            if len(embeds) >= -after:
+                os._exit(137)
+            return real_embed(self, texts)
+
+        LocalEmbedder.embed = embed
     Collection.upsert = upsert
     cli(["ingest", sys.argv[1]])
     """
@@ -87,3 +99,25 @@ def test_an_ingest_killed_mid_write_leaves_the_old_or_the_new_store_and_the_next
     assert (summary["added"], summary["updated"], summary["removed"]) == (600 if after == 0 else 0, 0, 0)
     assert len(_store_ids()) == len(old) + 600
     assert not list(isolated_state.glob("ingest-journal-*"))
+
+
+def test_an_ingest_killed_while_embedding_is_resumed_by_the_next(tmp_path: Path, isolated_state: Path) -> None:
+    folder = tmp_path / "notes"
+    shutil.copytree(NOTES, folder)
+    _ingest_json(folder)
+    old = _store_ids()
+    big = "\n\n".join(f"What is term number {i}?\nTerm number {i} is the {i}th term of the test." for i in range(600))
+    (folder / "big.md").write_text(big, encoding="utf-8")
+    killed = subprocess.run(  # dies in the third batch of 256: two batches embedded
+        [sys.executable, "-c", _KILLED_INGEST, str(folder), "-3"],
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert killed.returncode == 137, killed.stderr
+    assert _store_ids() == old  # nothing of the killed ingest is in the store
+    summary = _ingest_json(folder)
+    assert summary["added"] == 600 and summary["reused"] == 512  # the killed ingest's vectors, kept
+    assert len(_store_ids()) == len(old) + 600
+    assert not list(isolated_state.glob(".ingest-journal-*")) and not list(isolated_state.glob("ingest-journal-*"))

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import itertools
+import json
 import tracemalloc
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
@@ -136,18 +137,51 @@ def test_sync_holds_a_batch_of_cards_not_all_of_them(settings: Settings, monkeyp
     assert max(peaks) < 1.5 * MB, peaks
 
 
-def test_an_embedding_failure_half_way_leaves_the_store_and_no_journal(
+def test_an_embedding_failure_half_way_leaves_the_store_and_the_next_sync_resumes(
     settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from bot.retrieval.journal import Journal
 
     monkeypatch.setattr(store_module, "_BATCH", 16)
     journal = Journal(tmp_path / "journal" / "ingest-journal.jsonl")
-    store = CardStore(make_chroma_client(settings), _HashEmbedder(fail_after=2), journal=journal)
+    client = make_chroma_client(settings)
+    store = CardStore(client, _HashEmbedder(fail_after=2), journal=journal)
+    cards = _cards(60, "first")
     with pytest.raises(RuntimeError, match="went away"):
-        store.sync({"big.md": ("/notes/big.md", _cards(60, "first"))})  # the third batch fails
-    assert store.count() == 0 and not journal.pending()
-    assert list((tmp_path / "journal").glob("*")) == []  # the half-written journal is gone too
+        store.sync({"big.md": ("/notes/big.md", cards)})  # the third batch fails
+    assert store.count() == 0 and not journal.pending()  # nothing written, no journal to apply
+    assert len(journal.leftovers()) == 32  # the two batches embedded before the failure
+
+    embedder = _HashEmbedder()
+    texts: list[str] = []
+    real = embedder.embed
+    embedder.embed = lambda batch: (texts.extend(batch), real(batch))[1]  # type: ignore[method-assign]
+    again = CardStore(client, embedder, journal=journal)
+    progress: list[tuple[int, int]] = []
+    report = again.sync({"big.md": ("/notes/big.md", cards)}, progress=lambda d, t: progress.append((d, t)))
+    assert len(report.added) == 60 and report.reused == 32 and len(texts) == 28  # only the rest embedded
+    assert again.count() == 60 and again.get("card0005") == cards[5] and progress[-1] == (60, 60)
+    fresh = _HashEmbedder().embed([cards[5].search_text()])[0]
+    stored = again._collection.get(ids=["card0005"], include=["embeddings"])["embeddings"][0]
+    assert np.allclose(stored, fresh)  # the kept vector is the one the card's text gets
+    assert list((tmp_path / "journal").glob("*")) == [] and journal.leftovers() == {}  # all cleared
+    assert again.sync({"big.md": ("/notes/big.md", cards)}).unchanged == 60
+
+
+def test_a_leftover_vector_for_a_changed_card_is_not_reused(settings: Settings, tmp_path: Path) -> None:
+    from bot.retrieval.journal import Journal
+
+    journal = Journal(tmp_path / "ingest-journal.jsonl")
+    client = make_chroma_client(settings)
+    with pytest.raises(RuntimeError):
+        CardStore(client, _HashEmbedder(fail_after=0), journal=journal).sync({"b": ("/b.md", _cards(3, "old"))})
+    torn = tmp_path / ".ingest-journal.jsonl.99999.tmp"  # a killed writer's file, its last line torn
+    old = list(_cards(3, "old"))
+    line = {"id": old[0].id, "embedding": [0.5] * 16, "document": old[0].search_text(), "metadata": {}}
+    torn.write_text('{"deletes": []}\n' + json.dumps(line) + '\n{"id": "card0001", "emb', encoding="utf-8")
+    assert set(journal.leftovers()) == {"card0000"}
+    report = CardStore(client, _HashEmbedder(), journal=journal).sync({"b": ("/b.md", _cards(3, "new"))})
+    assert report.reused == 0 and len(report.added) == 3  # the texts changed: embedded again
 
 
 def test_questions_from_prose_read_only_the_sections_again(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -53,6 +53,7 @@ class IngestSummary:
     updated: int = 0
     removed: int = 0
     unchanged: int = 0
+    reused: int = 0  # vectors taken from an ingest killed while embedding (not embedded again)
     seconds: float = 0.0
     warnings: list[str] = field(default_factory=list)
     generated: int = 0  # cards whose question was generated (from a concept, or by a model from prose)
@@ -70,6 +71,7 @@ class IngestSummary:
             "updated": self.updated,
             "removed": self.removed,
             "unchanged": self.unchanged,
+            "reused": self.reused,
             "seconds": round(self.seconds, 3),
             "warnings": self.warnings,
             "generated": self.generated,
@@ -285,6 +287,7 @@ def ingest(
         updated=len(report.updated),
         removed=len(report.removed),
         unchanged=report.unchanged,
+        reused=report.reused,
         seconds=time.perf_counter() - started,
         warnings=warnings,
         generated=generated,

@@ -13,6 +13,11 @@ anything reads the store:
 
 Nothing is embedded twice: the journal holds the vectors. The journal is JSON lines, written and
 read a record at a time, so its memory is a batch's whatever the size of the ingest.
+
+Resumable: the journal being written is flushed every ``FLUSH_EVERY`` records, so an ingest killed
+(or interrupted, or failed) while it embeds leaves the vectors it had (a hidden
+``.<journal>.<pid>.tmp``). The next sync reads them back (:meth:`Journal.leftovers`) and embeds
+only the cards they do not cover; the leftover file goes once that sync's journal is done.
 """
 
 from __future__ import annotations
@@ -31,6 +36,7 @@ from bot.retrieval.heap import trim
 __all__ = ["Journal", "Record", "apply"]
 
 Record = tuple[str, np.ndarray, str, dict[str, Any]]  # id, vector, document, metadata
+FLUSH_EVERY = 64  # records between flushes of the journal being written (what a killed ingest leaves)
 
 
 def apply(collection: Any, records: Iterable[Record], deletes: list[str], batch: int) -> None:
@@ -77,21 +83,39 @@ class Journal:
         """Durably record the change (atomic: the file is either absent or complete)."""
         self.path.parent.mkdir(parents=True, exist_ok=True)
         tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}.tmp")
-        try:
-            with tmp.open("wb") as fh:
-                fh.write(json.dumps({"deletes": deletes}).encode() + b"\n")
-                for cid, vector, document, metadata in records:  # records may be computed as they come
-                    line = {"id": cid, "embedding": np.asarray(vector, dtype=np.float32).tolist()}
-                    line |= {"document": document, "metadata": metadata}
-                    fh.write(json.dumps(line, ensure_ascii=False).encode("utf-8") + b"\n")
-                fh.flush()
-                os.fsync(fh.fileno())
-        except BaseException:  # e.g. the embedder failed half-way: no journal, the store as it was
-            with contextlib.suppress(OSError):
-                tmp.unlink()
-            raise
+        # If the embedder fails half-way (or Ctrl-C, or a kill) there is no journal and the store is as
+        # it was; the vectors made so far stay in the unfinished file for the next sync (leftovers).
+        with tmp.open("wb") as fh:
+            fh.write(json.dumps({"deletes": deletes}).encode() + b"\n")
+            for n, (cid, vector, document, metadata) in enumerate(records, 1):  # computed as they come
+                line = {"id": cid, "embedding": np.asarray(vector, dtype=np.float32).tolist()}
+                line |= {"document": document, "metadata": metadata}
+                fh.write(json.dumps(line, ensure_ascii=False).encode("utf-8") + b"\n")
+                if n % FLUSH_EVERY == 0:
+                    fh.flush()  # a kill from here on leaves these vectors for the next sync
+            fh.flush()
+            os.fsync(fh.fileno())
         os.replace(tmp, self.path)
         _fsync_dir(self.path.parent)
+
+    def leftovers(self) -> dict[str, tuple[str, np.ndarray]]:
+        """The vectors a killed writer left in its unfinished journal: card id → (embedded text,
+        vector). A torn last line is skipped; so is anything unreadable (it is only a head start)."""
+        found: dict[str, tuple[str, np.ndarray]] = {}
+        for stale in sorted(self.path.parent.glob(f".{self.path.name}.*.tmp")):
+            try:
+                with stale.open("rb") as fh:
+                    fh.readline()  # the deletes
+                    for raw in fh:
+                        try:
+                            line = json.loads(raw)
+                            vector = np.asarray(line["embedding"], dtype=np.float32)
+                            found[str(line["id"])] = (str(line["document"]), vector)
+                        except (ValueError, KeyError, TypeError):
+                            continue
+            except OSError:
+                continue
+        return found
 
     def _deletes(self) -> list[str]:
         with self.path.open("rb") as fh:

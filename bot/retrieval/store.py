@@ -13,6 +13,7 @@ import functools
 import json
 import re
 import tempfile
+import threading
 from collections import Counter
 from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -138,6 +139,7 @@ class SyncReport:
     updated: list[str] = field(default_factory=list)
     removed: list[str] = field(default_factory=list)
     unchanged: int = 0
+    reused: int = 0  # of the written cards, vectors taken from an ingest killed while embedding
 
 
 class CardStore:
@@ -147,6 +149,7 @@ class CardStore:
         self._client = client
         self._embedder = embedder
         self._journal = journal
+        self._writing = threading.Lock()  # one sync at a time in this process (two uploads at once)
         self._name = collection_name(prefix, embedder.model_id)
         self._collection = client.get_or_create_collection(
             name=self._name,
@@ -233,8 +236,21 @@ class CardStore:
         was deleted). Cards are embedded a batch at a time into the journal; nothing reaches the
         collection before every embedding is in it, so a failure leaves the store as it was, and
         the write itself is all or nothing (a killed process's write is completed on the next open:
-        :mod:`bot.retrieval.journal`). Without a journal of its own the store uses a temporary one.
+        :mod:`bot.retrieval.journal`). Without a journal of its own the store uses a temporary one. A
+        sync killed or failed while embedding leaves its vectors; the next one reuses those whose card
+        text is unchanged (``SyncReport.reused``). One sync at a time per store object.
         """
+        with self._writing:
+            return self._sync(cards_by_source, prune=prune, progress=progress, owner=owner)
+
+    def _sync(
+        self,
+        cards_by_source: Mapping[str, tuple[str, Sequence[Card]]],
+        *,
+        prune: Callable[[dict[str, Any]], bool] | None,
+        progress: Callable[[int, int], None] | None,
+        owner: str,
+    ) -> SyncReport:
         self.recover()  # a killed ingest's write first: the diff below is against a whole state
         report = SyncReport()
         existing = self._existing(keys=_DIFF_KEYS)
@@ -267,7 +283,8 @@ class CardStore:
             progress(0, 0)
         if not to_write and not report.removed:
             return report
-        records = self._embedded(cards_by_source, to_write, owner, progress)
+        reuse = self._journal.leftovers() if self._journal is not None else {}
+        records = self._embedded(cards_by_source, to_write, owner, progress, reuse, report)
         with contextlib.ExitStack() as stack:
             journal = self._journal
             if journal is None:  # still embed everything before writing anything
@@ -285,8 +302,11 @@ class CardStore:
         to_write: dict[str, str],
         owner: str,
         progress: Callable[[int, int], None] | None,
+        reuse: Mapping[str, tuple[str, np.ndarray]],
+        report: SyncReport,
     ) -> Iterator[Record]:
-        """The records to write, embedded :data:`_BATCH` cards at a time as they are read."""
+        """The records to write, embedded :data:`_BATCH` cards at a time as they are read; a card whose
+        text a killed ingest already embedded (``reuse``: id → (text, vector)) takes that vector."""
         pending = dict(to_write)
         total, done = len(pending), 0
         batch: list[tuple[Card, str, str]] = []  # card, source file, hash
@@ -307,6 +327,14 @@ class CardStore:
             for card in cards:
                 digest = pending.pop(card.id, None)
                 if digest is None:
+                    continue
+                earlier = reuse.get(card.id)
+                if earlier is not None and earlier[0] == (text := card.search_text()):
+                    yield card.id, earlier[1], text, _metadata(card, source_file, digest, owner)
+                    report.reused += 1
+                    done += 1
+                    if progress is not None and done % _BATCH == 0:
+                        progress(done, total)
                     continue
                 batch.append((card, source_file, digest))
                 if len(batch) == _BATCH:

@@ -71,6 +71,8 @@ def ingest(paths: tuple[str, ...], as_json: bool) -> None:
         f"(added {summary.added}, updated {summary.updated}, removed {summary.removed}, "
         f"unchanged {summary.unchanged}; store '{store.name}' now holds {store.count()})."
     )
+    if summary.reused:
+        click.echo(f"Resumed: {summary.reused} card(s) kept the embeddings an interrupted ingest had made.")
     click.echo(f"Topics: {topics}")
     if summary.generated > summary.from_prose:
         click.echo(
