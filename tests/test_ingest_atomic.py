@@ -73,17 +73,15 @@ def _store_ids() -> set[str]:
     return {c.id for c in open_store(Settings()).all_cards()}
 
 
-@pytest.mark.parametrize("after", [0, 1, 2])
-def test_an_ingest_killed_mid_write_leaves_the_old_or_the_new_store_and_the_next_completes(
-    tmp_path: Path, isolated_state: Path, after: int
-) -> None:
+def _ingest_then_kill(tmp_path: Path, after: int) -> tuple[Path, set[str]]:
+    """Ingest the test notes, add 600 cards and run an ingest that dies (see ``_KILLED_INGEST``);
+    returns the notes folder and the card ids stored before."""
     folder = tmp_path / "notes"
     shutil.copytree(NOTES, folder)
     _ingest_json(folder)
     old = _store_ids()
     big = "\n\n".join(f"What is term number {i}?\nTerm number {i} is the {i}th term of the test." for i in range(600))
     (folder / "big.md").write_text(big, encoding="utf-8")
-
     killed = subprocess.run(
         [sys.executable, "-c", _KILLED_INGEST, str(folder), str(after)],
         env={**os.environ, "PYTHONPATH": str(ROOT)},
@@ -91,7 +89,15 @@ def test_an_ingest_killed_mid_write_leaves_the_old_or_the_new_store_and_the_next
         text=True,
         timeout=300,
     )
-    assert killed.returncode == 137, killed.stderr  # died inside the write (600 cards: three batches)
+    assert killed.returncode == 137, killed.stderr
+    return folder, old
+
+
+@pytest.mark.parametrize("after", [0, 1, 2])
+def test_an_ingest_killed_mid_write_leaves_the_old_or_the_new_store_and_the_next_completes(
+    tmp_path: Path, isolated_state: Path, after: int
+) -> None:
+    folder, old = _ingest_then_kill(tmp_path, after)  # died inside the write (600 cards: three batches)
 
     now = _store_ids()  # opening the store completes a killed write
     assert now == old if after == 0 else (now > old and len(now) == len(old) + 600)
@@ -102,20 +108,7 @@ def test_an_ingest_killed_mid_write_leaves_the_old_or_the_new_store_and_the_next
 
 
 def test_an_ingest_killed_while_embedding_is_resumed_by_the_next(tmp_path: Path, isolated_state: Path) -> None:
-    folder = tmp_path / "notes"
-    shutil.copytree(NOTES, folder)
-    _ingest_json(folder)
-    old = _store_ids()
-    big = "\n\n".join(f"What is term number {i}?\nTerm number {i} is the {i}th term of the test." for i in range(600))
-    (folder / "big.md").write_text(big, encoding="utf-8")
-    killed = subprocess.run(  # dies in the third batch of 256: two batches embedded
-        [sys.executable, "-c", _KILLED_INGEST, str(folder), "-3"],
-        env={**os.environ, "PYTHONPATH": str(ROOT)},
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert killed.returncode == 137, killed.stderr
+    folder, old = _ingest_then_kill(tmp_path, -3)  # dies in the third batch of 256: two batches embedded
     assert _store_ids() == old  # nothing of the killed ingest is in the store
     summary = _ingest_json(folder)
     assert summary["added"] == 600 and summary["reused"] == 512  # the killed ingest's vectors, kept

@@ -42,7 +42,26 @@ LINE_LIMIT = 16 * 1024 * 1024  # a 200 KB paste is far below this
 START_TIMEOUT_S = 60.0
 
 
-class GraderWorker:
+class _InFrontOf:
+    """A grader in front of ``fallback`` (the in-process pipeline): its name and prompt version; grades
+    one request at a time (``batched`` False)."""
+
+    fallback: Grader
+
+    @property
+    def name(self) -> str:
+        return self.fallback.name
+
+    @property
+    def prompt_version(self) -> str:
+        return self.fallback.prompt_version
+
+    @property
+    def batched(self) -> bool:
+        return False
+
+
+class GraderWorker(_InFrontOf):
     """App side: a grader whose ``agrade``/``astream`` run in the worker process."""
 
     def __init__(self, fallback: Grader, *, socket_dir: Path | None = None) -> None:
@@ -56,18 +75,6 @@ class GraderWorker:
         self._ids = itertools.count(1)
         self._lock: asyncio.Lock | None = None
         self.fallbacks = 0  # grades done in-process because the worker could not
-
-    @property
-    def name(self) -> str:
-        return self.fallback.name
-
-    @property
-    def prompt_version(self) -> str:
-        return self.fallback.prompt_version
-
-    @property
-    def batched(self) -> bool:
-        return False  # each grade is its own request to the worker
 
     # -- process -----------------------------------------------------------------------------
 
@@ -188,7 +195,7 @@ class GraderWorker:
         return len(self._pending)
 
 
-class GraderPool:
+class GraderPool(_InFrontOf):
     """Several :class:`GraderWorker` processes behind one grader: each grade goes to the worker with the
     fewest grades in flight (the first on a tie); each worker keeps its own in-process fallback."""
 
@@ -197,18 +204,6 @@ class GraderPool:
             raise ValueError("a grader pool needs at least one worker")
         self.fallback = fallback
         self.workers = [GraderWorker(fallback, socket_dir=socket_dir) for _ in range(size)]
-
-    @property
-    def name(self) -> str:
-        return self.fallback.name
-
-    @property
-    def prompt_version(self) -> str:
-        return self.fallback.prompt_version
-
-    @property
-    def batched(self) -> bool:
-        return False
 
     @property
     def fallbacks(self) -> int:
