@@ -197,20 +197,27 @@ class OpenSockets:
             log.info("closed %d open socket(s) of %r: signed out", len(closing), name)
         return len(closing)
 
-    async def sweep(self) -> int:
-        """Close the sockets whose token is dead now; returns how many."""
-        closed = 0
-        for session in self._sessions():
+    def _dead(self, sessions: list[Any]) -> list[tuple[Any, str]]:
+        """The sessions whose token no longer decodes, with why (blocking: reads the sign-outs)."""
+        dead = []
+        for session in sessions:
             token = getattr(session, "token", None)
             if not token:
                 continue
             try:
                 self.decode(token)
             except Exception as exc:
-                log.info("closed a socket of %r: %s", getattr(session.user, "identifier", "?"), exc)
-                await self.disconnect(session.socket_id)
-                closed += 1
-        return closed
+                dead.append((session, str(exc)))
+        return dead
+
+    async def sweep(self) -> int:
+        """Close the sockets whose token is dead now; returns how many. The tokens are checked off the
+        event loop (a check may read the history database)."""
+        dead = await asyncio.to_thread(self._dead, self._sessions())
+        for session, why in dead:
+            log.info("closed a socket of %r: %s", getattr(session.user, "identifier", "?"), why)
+            await self.disconnect(session.socket_id)
+        return len(dead)
 
     async def watch(self, every_s: float = SWEEP_S) -> None:
         """Sweep until cancelled (a failed sweep is logged and the next one runs)."""
