@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from bot.practice.coach import Coach, parse_start
+from bot.practice.coach import Coach, names_topic, parse_start
 from bot.practice.session import Mode, SessionConfig
 from bot.settings import Settings
 
@@ -37,6 +37,25 @@ def test_parse_start(text: str, kind: str, mode: Mode, n: int, topics: tuple[str
         topics,
         review,
     )
+
+
+@pytest.mark.parametrize(
+    ("text", "named"),
+    [
+        ("/interview rag", True),
+        ("  /drill  deep learning ", True),
+        ("/interview", False),
+        ("/drill 5", False),
+        ("/progress everything", False),
+        ("/resume", False),
+        ("dropout prevents overfitting", False),
+        ("/hint", False),
+    ],
+)
+def test_only_a_start_naming_a_topic_needs_the_topics(text: str, named: bool) -> None:
+    assert names_topic(text) is named
+    if not named:  # what it parses to does not depend on the topics
+        assert parse_start(text, SessionConfig(), []) == parse_start(text, SessionConfig(), TOPICS)
 
 
 def test_parse_start_unknown_topic_and_non_commands() -> None:

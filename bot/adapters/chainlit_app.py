@@ -31,7 +31,7 @@ from bot.adapters.views import (
 )
 from bot.grading.base import Grade, Grader
 from bot.history.users import LOCAL_USER
-from bot.practice.coach import Coach, StartRequest, parse_start
+from bot.practice.coach import Coach, StartRequest, names_topic, parse_start
 from bot.practice.commands import Command
 from bot.practice.events import (
     AppealRequested,
@@ -195,7 +195,8 @@ async def on_message(message: cl.Message) -> None:
         if notes:
             await uploads.notes_command(coach, _user(), notes.group(1))
             return
-        topics = await asyncio.to_thread(coach.topics, _user())  # reads the store after notes changed
+        # the topics read the store after notes changed: only a start command naming one needs them
+        topics = await asyncio.to_thread(coach.topics, _user()) if names_topic(text) else []
         request = parse_start(text, SessionConfig.from_dict(cl.user_session.get("prefs")), topics)
         if session is None or session.finished or request is not None:
             await _start(coach, session, request, text)

@@ -28,7 +28,7 @@ from bot.practice.session import InterviewSession, Mode, SessionConfig, SessionD
 from bot.retrieval.store import CardStore, Retrieval
 from bot.settings import Settings
 
-__all__ = ["Coach", "StartRequest", "parse_start"]
+__all__ = ["Coach", "StartRequest", "names_topic", "parse_start"]
 
 MAX_QUESTIONS = 50
 RETRIEVAL_CACHE = 4096  # cards; a retrieval is a few KB
@@ -49,6 +49,16 @@ class StartRequest:
 
 
 _START = re.compile(r"^/(drill|study|interview|review|progress|resume|start|new)\b\s*(.*)$", re.I | re.S)
+
+
+def names_topic(text: str) -> bool:
+    """Whether ``text`` is a start command naming a topic (``/interview rag``): only then does
+    :func:`parse_start` read the topics, so an answer in a session never waits for them."""
+    m = _START.match(text.strip())
+    if not m or m.group(1).lower() in ("progress", "resume"):
+        return False
+    rest = m.group(2).strip()
+    return bool(rest) and not rest.isdigit()
 
 
 def parse_start(text: str, defaults: SessionConfig, topics: list[str]) -> StartRequest | None:
