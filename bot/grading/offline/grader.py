@@ -70,6 +70,7 @@ import numpy as np
 from bot.grading.base import (
     BANDS,
     DEFAULT_CONCURRENCY,
+    SCORE_WEIGHTS,
     Claim,
     ClaimStatus,
     Criteria,
@@ -389,10 +390,10 @@ class OfflineGrader:
         self, items: list[tuple[_Ref | None, _Answer | None, bool]], all_features: bool
     ) -> list[Verdicts | None]:
         """The judge, in one batched call: on (key point, answer) for every point of a request with a rubric
-        when the parameters use it per point, then on (reference, answer) when ``j_ref`` is a feature."""
+        when the parameters use it per point, then on (reference, answer) when they use it on the whole."""
         if self._judge is None:
             return [None] * len(items)
-        whole = all_features or "j_ref" in self.params.features
+        whole = all_features or self.params.judges_answer
         pairs: list[tuple[str, str]] = []
         spans: list[tuple[int, int, int]] = []
         for ref, ans, graded in items:
@@ -551,6 +552,11 @@ class OfflineGrader:
             ]
             criteria = Criteria(correctness=self._rubric_correctness(claims, res), depth=depth)
             score = compute_score(claims, criteria)
+            whole = res.features["j_ref"]
+            if p.judge_answer_weight > 0 and whole == whole and not stuffing:  # (nan: not judged)
+                score = (1 - p.judge_answer_weight) * score + p.judge_answer_weight * 10 * whole
+                if contradicted:
+                    score = min(score, SCORE_WEIGHTS.contradiction_cap)
         else:
             score = 10.0 * self._model(res.features)
         if ans.novel == 0 and len(ans.stems & ref.q_stems) >= max(1.0, 0.6 * len(ref.q_stems)):
@@ -600,6 +606,12 @@ class OfflineGrader:
         ``graded`` (a rubric): each claim also gets a credit, and a hit is a credit of at least one half."""
         p = self.params
         claims: list[Claim] = []
+        whole_says = False  # the judge: the answer as a whole contradicts the reference
+        if res.judged is not None and len(res.judged.score) > res.judged.points and not stuffing:
+            p_con_all = float(res.judged.of("contradicts")[res.judged.points])
+            p_ent_all = float(res.judged.of("entails")[res.judged.points])
+            whole_says = p_con_all >= p.judge_answer_contradiction and p_con_all > p_ent_all
+        nearest = int(np.argmax(res.point_sem)) if whole_says and len(res.point_sem) else -1
         for k, point in enumerate(ref.points):
             credit: float | None = None
             judged = res.judged if res.judged is not None and res.judged.points else None
@@ -617,7 +629,7 @@ class OfflineGrader:
             seg_neg = has_negation(tokens(ans.segments[best]))
             aligned = res.point_lex_best[k] >= p.contradiction_lex and res.point_sem[k] >= p.contradiction_sem
             judge_says = judged is not None and p_con >= p.judge_contradiction and p_con > p_ent and not stuffing
-            if judge_says or (aligned and seg_neg != ref.point_neg[k]):
+            if judge_says or k == nearest or (aligned and seg_neg != ref.point_neg[k]):
                 status = ClaimStatus.CONTRADICTED
             elif (credit >= 0.5 if credit is not None else res.point_match[k] >= p.hit_threshold) and not stuffing:
                 status = ClaimStatus.HIT

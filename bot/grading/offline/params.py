@@ -78,6 +78,13 @@ class OfflineParams:
     # the judge is not used (nor loaded, unless a j_* feature is).
     judge_weight: float = 0.0
     judge_contradiction: float = 2.0
+    # The judge on (whole reference, answer): the answer contradicts the note when p_contradicts ≥
+    # judge_answer_contradiction and above p_entails; then the key point nearest the answer's words is
+    # marked contradicted (which caps the score, compute_score). > 1: not used.
+    judge_answer_contradiction: float = 2.0
+    # Against a rubric, the score is (1 − judge_answer_weight)·(the checklist's score) + judge_answer_weight
+    # ·10·(the judge's score of the whole answer), a contradiction still capping it. 0: not used.
+    judge_answer_weight: float = 0.0
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -87,7 +94,12 @@ class OfflineParams:
 
     @property
     def uses_judge(self) -> bool:
-        return self.judges_points or bool(JUDGE_FEATURES & set(self.features))
+        return self.judges_points or self.judges_answer or bool(JUDGE_FEATURES & set(self.features))
+
+    @property
+    def judges_answer(self) -> bool:
+        """The judge reads (whole reference, answer) pairs."""
+        return self.judge_answer_contradiction <= 1 or self.judge_answer_weight > 0 or "j_ref" in self.features
 
     @classmethod
     def load(cls, path: Path | None = None) -> OfflineParams:
