@@ -105,6 +105,17 @@ def write_card(judge: Judge, table: list[str], thresholds: dict[str, float]) -> 
         for h in info["history"]
     )
     dev_head = "| " + " | ".join(sorted(info["history"][0])) + " |\n|" + "---|" * len(info["history"][0])
+    from bot.install.judge_train import INTERVIEW_MISSING
+
+    interview = ""
+    if "interview" in cfg["datasets"]:
+        interview = f"""
+Interview answers, **team-written** (`{cfg["interview"]}`, in the repository; not candidates' answers, and
+none for the 32 cards of the development set `bench/data/devset_interview.jsonl`): 8 answers per question
+to 47 cards of the shipped notes and 50 ML / DL / NLP questions the team wrote in the notes' style —
+correct in the writer's own words → entails (score 1), thin but correct → partial (½), a confident
+misconception → contradicts (0) — plus {INTERVIEW_MISSING} correct answers to
+other questions per question → missing (0); repeated {cfg["interview_repeat"]}× per epoch."""
     text = f"""# Model card: the offline judge
 
 A cross-encoder that reads *(key point or reference answer, candidate answer)* and returns the
@@ -128,10 +139,11 @@ datasets {", ".join(cfg["datasets"])}; SemEval-2013 Beetle `train` (5-way label:
 partially_correct_incomplete → partial, contradictory → contradicts, irrelevant / non_domain → missing),
 SciEntsBank `train` (2-way: correct → entails, incorrect → "not entails", trained as −log(1 − p_entails)),
 SAF `training` (the human score trains the score head only). Score targets: Beetle 1 / ½ / 0 by class,
-SciEntsBank 1 / 0, SAF its score.
-Model selection: {cfg["dev_share"]:.0%} of each dataset's training *questions* held out (grouped, seed
-{cfg["seed"]}): {info["train_pairs"]} training pairs, {info["dev_pairs"]} held-out pairs; the epoch with the
-lowest held-out loss is kept (epoch {info["best_epoch"]}).
+SciEntsBank 1 / 0, SAF its score.{interview}
+Held out: {cfg["dev_share"]:.0%} of each dataset's training *questions* (grouped, seed {cfg["seed"]}):
+{info["train_pairs"]} training pairs, {info["dev_pairs"]} held-out pairs, measured after every epoch; the last
+epoch is kept (no selection on them: the offline grader's judge parameters are chosen on the held-out
+interview questions, `bench/rubric_devset.py --held-out --choose`).
 The test splits (unseen answers / questions / domains) are only measured, below.
 
 ## Hyperparameters

@@ -197,11 +197,11 @@ def fit(
 
 def judge_held_out(judge: Judge) -> set[tuple[str, str]]:
     """(dataset, question id) of the training questions the judge held out for model selection."""
-    from bot.install.judge_train import load_examples, split_dev
+    from bot.install.judge_train import recorded_config, split_dev, training_examples
 
-    cfg = json.loads((judge.model_dir / "judge.json").read_text(encoding="utf-8"))["training"]["config"]
-    examples = [e for e in load_examples(DATA) if e.dataset in cfg["datasets"]]
-    _, dev = split_dev(examples, cfg["dev_share"], cfg["seed"])
+    record = json.loads((judge.model_dir / "judge.json").read_text(encoding="utf-8"))["training"]["config"]
+    cfg = recorded_config(record)
+    _, dev = split_dev(training_examples(cfg, DATA), cfg.dev_share, cfg.seed)
     return {(e.dataset, e.question_id) for e in dev}
 
 

@@ -37,15 +37,48 @@ NOTES = ROOT / "knowledge" / "ml-interview-notes.txt"
 DEVSET = ROOT / "bench" / "data" / "devset_interview.jsonl"
 
 
-def load() -> list[dict[str, Any]]:
-    return [json.loads(line) for line in DEVSET.read_text(encoding="utf-8").splitlines() if line.strip()]
+def load(path: Path = DEVSET) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
 
 
-def grade_all(rows: list[dict[str, Any]], *, use_rubric: bool, grader: Any = None) -> list[float]:
-    from bot.grading.offline.grader import OfflineGrader
-    from bot.retrieval.embeddings import LocalEmbedder
+def held_out_rows(judge_dir: Path | None = None) -> list[dict[str, Any]]:
+    """The team-written *training* answers (bench/data/trainset_interview.jsonl) to the questions the judge
+    held out for model selection: never trained on, and not the development set — where the offline
+    grader's judge parameters are chosen."""
+    from bot.grading.judge import Judge
+    from bot.install.judge_train import recorded_config, split_dev, training_examples
+
+    judge = Judge(judge_dir)
+    training = json.loads((judge.model_dir / "judge.json").read_text(encoding="utf-8"))["training"]
+    cfg = recorded_config(training["config"])
+    if "interview" not in cfg.datasets:
+        raise SystemExit(f"{judge.model_dir}: this judge was not trained with the interview answers")
+    read: dict[str, Any] = {}
+    _, dev = split_dev(training_examples(cfg, ROOT.parent / "shared" / "datasets", read), cfg.dev_share, cfg.seed)
+    if read.get("interview_sha256") != training.get("interview_sha256"):
+        raise SystemExit(f"{cfg.interview} changed since {judge.model_dir} was trained: its held-out split is gone")
+    held = {e.question_id for e in dev if e.dataset == "interview"}
+    rows = [json.loads(x) for x in (ROOT / cfg.interview).read_text(encoding="utf-8").splitlines() if x.strip()]
+    return [r for r in rows if r["question"] in held]
+
+
+def _cards(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """Each row's card: the shipped card of its question, else (a team-written question) one parsed from
+    the row's own question and reference."""
+    from bot.knowledge.notes import parse_notes
 
     cards = {c.display_question: c for c in parse_file(NOTES, "notes") if c.has_answer}
+    for row in rows:
+        if row["question"] not in cards:
+            parsed = [c for c in parse_notes(f"{row['question']}\n{row['reference']}\n", "team") if c.has_answer]
+            if not parsed:
+                raise ValueError(f"not a question and answer: {row['question']!r}")
+            cards[row["question"]] = parsed[0]
+    return cards
+
+
+def requests(rows: list[dict[str, Any]], *, use_rubric: bool) -> list[GradeRequest]:
+    cards = _cards(rows)
     with_rubric = use_rubric and "rubric" in GradeRequest.model_fields
     reqs = []
     for row in rows:
@@ -56,43 +89,135 @@ def grade_all(rows: list[dict[str, Any]], *, use_rubric: bool, grader: Any = Non
 
             extra["rubric"] = compile_rubric(card)
         reqs.append(GradeRequest(question=card.display_question, reference=card.answer, answer=row["answer"], **extra))
+    return reqs
+
+
+def grade_all(rows: list[dict[str, Any]], *, use_rubric: bool, grader: Any = None) -> list[float]:
+    from bot.grading.offline.grader import OfflineGrader
+    from bot.retrieval.embeddings import LocalEmbedder
+
+    reqs = requests(rows, use_rubric=use_rubric)
     grades = (grader or OfflineGrader(LocalEmbedder(Settings()))).grade_many(reqs)
-    print(f"grader: offline, rubric: {'yes' if with_rubric else 'no'}, answers: {len(reqs)}")
+    print(f"grader: offline, rubric: {'yes' if reqs and reqs[0].rubric else 'no'}, answers: {len(reqs)}")
     return [g.score if g.score is not None else float("nan") for g in grades]
 
 
-def report(rows: list[dict[str, Any]], scores: list[float]) -> dict[str, float]:
+def _above(a: list[float], b: list[float]) -> float:
+    """The share of (a, b) pairs with a's score above b's."""
+    return sum(x > y for x in a for y in b) / (len(a) * len(b))
+
+
+def report(rows: list[dict[str, Any]], scores: list[float], *, quiet: bool = False) -> dict[str, float]:
+    """The figures (printed unless ``quiet``); with several answers of a kind to a card (the training
+    answers), a card's ordering figures are over every pair of its answers of the two kinds."""
     by: dict[str, list[float]] = {}
-    per_card: dict[str, dict[str, float]] = {}
+    per_card: dict[str, dict[str, list[float]]] = {}
     for row, score in zip(rows, scores, strict=True):
         by.setdefault(row["kind"], []).append(score)
-        per_card.setdefault(row["question"], {})[row["kind"]] = score
+        per_card.setdefault(row["question"], {}).setdefault(row["kind"], []).append(score)
     correct, thin, wrong = by["correct"], by["thin"], by["misconception"]
-    ordered = [c["correct"] > c["thin"] > c["misconception"] for c in per_card.values()]
+    cards = list(per_card.values())
     figures = {
         "correct median": statistics.median(correct),
         "correct >= 6.5 (%)": 100 * sum(s >= 6.5 for s in correct) / len(correct),
         "thin median": statistics.median(thin),
         "misconception median": statistics.median(wrong),
         "misconception < 4 (%)": 100 * sum(s < 4 for s in wrong) / len(wrong),
-        "stuffed median": statistics.median(by["stuffed"]),
-        "ordering correct > thin > misconception (%)": 100 * sum(ordered) / len(ordered),
+    }
+    if "stuffed" in by:
+        figures["stuffed median"] = statistics.median(by["stuffed"])
+    figures |= {
+        "ordering correct > thin > misconception (%)": 100
+        * statistics.mean(
+            min(c["correct"]) > max(c["thin"]) and min(c["thin"]) > max(c["misconception"]) for c in cards
+        ),
         "pairwise ordering, 3 pairs per card (%)": 100
-        * sum(
-            (c["correct"] > c["thin"]) + (c["thin"] > c["misconception"]) + (c["correct"] > c["misconception"])
-            for c in per_card.values()
-        )
-        / (3 * len(per_card)),
-        "correct > misconception (%)": 100
-        * sum(c["correct"] > c["misconception"] for c in per_card.values())
-        / len(per_card),
+        * statistics.mean(
+            (
+                _above(c["correct"], c["thin"])
+                + _above(c["thin"], c["misconception"])
+                + _above(c["correct"], c["misconception"])
+            )
+            / 3
+            for c in cards
+        ),
+        "correct > misconception (%)": 100 * statistics.mean(_above(c["correct"], c["misconception"]) for c in cards),
     }
     for name, value in figures.items():
-        print(f"  {name:45s} {value:6.1f}")
+        if not quiet:
+            print(f"  {name:45s} {value:6.1f}")
     return figures
 
 
+# The judge parameters --choose tries (params.json has the chosen ones); see bot/grading/offline/params.py.
+GRID: dict[str, tuple[float, ...]] = {
+    "judge_weight": (0.0, 0.3, 0.5, 0.7),
+    "judge_contradiction": (2.0, 0.5, 0.6, 0.7),
+    "judge_answer_contradiction": (2.0, 0.4, 0.5, 0.6),
+    "judge_answer_weight": (0.0, 0.3, 0.5, 0.7),
+}
+TARGETS = ("correct >= 6.5 (%)", "misconception < 4 (%)", "pairwise ordering, 3 pairs per card (%)")
+
+
+def choose(rows: list[dict[str, Any]], judge_dir: Path | None) -> list[tuple[float, dict[str, float]]]:
+    """Every combination of :data:`GRID` on ``rows``, best first by the mean of the issue's three shares
+    (:data:`TARGETS`); the judge's verdicts are computed once."""
+    import dataclasses
+    import itertools
+
+    from bench.offline_agreement import CachingJudge
+    from bot.grading.judge import Judge
+    from bot.grading.offline.grader import OfflineGrader
+    from bot.grading.offline.params import OfflineParams
+    from bot.retrieval.embeddings import LocalEmbedder
+
+    base = OfflineParams.load()
+    grader = OfflineGrader(LocalEmbedder(Settings()), params=base, judge=CachingJudge(Judge(judge_dir), None))
+    reqs = requests(rows, use_rubric=True)
+    results = []
+    for values in itertools.product(*GRID.values()):
+        combo = dict(zip(GRID, values, strict=True))
+        grader.params = dataclasses.replace(base, **combo)
+        scores = [g.score if g.score is not None else float("nan") for g in grader.grade_many(reqs)]
+        figures = report(rows, scores, quiet=True)
+        results.append((sum(figures[t] for t in TARGETS) / (100 * len(TARGETS)), combo))
+    results.sort(key=lambda r: -r[0])
+    return results
+
+
+def _grader(overrides: str, judge_dir: Path | None) -> Any:
+    """The offline grader with ``name=value,...`` parameters replaced (choosing them: ``--set``) and the
+    judge in ``judge_dir`` (default: the committed one)."""
+    import dataclasses
+
+    from bot.grading.judge import Judge
+    from bot.grading.offline.grader import OfflineGrader
+    from bot.grading.offline.params import OfflineParams
+    from bot.retrieval.embeddings import LocalEmbedder
+
+    params = OfflineParams.load()
+    changes = {k: float(v) for k, v in (item.split("=", 1) for item in overrides.split(",") if item)}
+    params = dataclasses.replace(params, **changes)
+    judge = Judge(judge_dir) if params.uses_judge else None
+    return OfflineGrader(LocalEmbedder(Settings()), params=params, judge=judge)
+
+
 if __name__ == "__main__":
-    data = load()
-    print(f"team-written development set: {len(data)} answers, {len({r['question'] for r in data})} cards")
-    report(data, grade_all(data, use_rubric="--no-rubric" not in sys.argv))
+    import argparse
+
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--no-rubric", action="store_true", help="grade without the compiled rubric")
+    ap.add_argument("--answers", type=Path, default=DEVSET, help="another file of team-written answers")
+    ap.add_argument("--held-out", action="store_true", help="the judge's held-out training questions instead")
+    ap.add_argument("--set", default="", metavar="NAME=VALUE,...", help="offline parameters to replace")
+    ap.add_argument("--judge", type=Path, default=None, help="another trained judge's folder")
+    ap.add_argument("--choose", action="store_true", help="try the judge parameters of GRID (use with --held-out)")
+    args = ap.parse_args()
+    data = held_out_rows(args.judge) if args.held_out else load(args.answers)
+    what = "judge's held-out training answers" if args.held_out else args.answers.name
+    print(f"team-written {what}: {len(data)} answers, {len({r['question'] for r in data})} cards")
+    if args.choose:
+        for value, combo in choose(data, args.judge)[:10]:
+            print(f"  {value:.3f}  " + ",".join(f"{k}={v:g}" for k, v in combo.items()))
+    else:
+        report(data, grade_all(data, use_rubric=not args.no_rubric, grader=_grader(args.set, args.judge)))

@@ -145,6 +145,67 @@ def test_without_judge_weight_the_verdicts_do_not_move_the_score(local_embedder:
     assert on.score is not None and off.score is not None and on.score < off.score
 
 
+def test_the_judge_on_the_whole_answer_marks_the_nearest_point_contradicted(local_embedder: Any) -> None:
+    reference = " ".join(RUBRIC.texts)
+    fake = RuleJudge({reference: ("cannot", "read fully")})  # only the (whole reference, answer) pair speaks
+    grader = _grader(local_embedder, fake, judge_answer_contradiction=0.5)
+    wrong = grader.grade(_request("A black-box model is one whose internals you can read fully, like a linear model."))
+    assert [c.status for c in wrong.claims] == [ClaimStatus.CONTRADICTED, ClaimStatus.MISSED]
+    assert wrong.misconceptions and wrong.score is not None and wrong.score < 4
+    right = grader.grade(_request("Its internals cannot be interpreted by people; deep neural networks are like that."))
+    assert ClaimStatus.CONTRADICTED not in [c.status for c in right.claims]
+    assert fake.calls[-1] == [
+        (reference, "Its internals cannot be interpreted by people; deep neural networks are like that.")
+    ]
+    off = _grader(
+        local_embedder, RuleJudge({reference: ("cannot", "read fully")}), judge_answer_contradiction=2.0
+    ).grade(_request("A black-box model is one whose internals you can read fully, like a linear model."))
+    assert ClaimStatus.CONTRADICTED not in [c.status for c in off.claims]  # above 1: not used
+
+
+def test_the_judge_score_of_the_whole_answer_moves_the_grade_by_its_weight(local_embedder: Any) -> None:
+    reference = " ".join(RUBRIC.texts)
+    answer = "Nobody can follow what happens inside it; large neural networks are the usual case."
+    fake = RuleJudge({reference: ("Nobody", "\0")})  # the whole answer entails the reference: score 0.95
+    without = _grader(local_embedder, fake, judge_answer_weight=0.0).grade(_request(answer))
+    half = _grader(local_embedder, fake, judge_answer_weight=0.5).grade(_request(answer))
+    assert without.score is not None and half.score is not None
+    assert half.score == pytest.approx(0.5 * without.score + 0.5 * 10 * 0.95, abs=0.06)
+    wrong = "Nobody needs to interpret it: you can read its internals fully, like a linear model."
+    contra = RuleJudge({reference: ("Nobody", "read its internals fully")})
+    capped = _grader(local_embedder, contra, judge_answer_weight=0.9, judge_answer_contradiction=0.5).grade(
+        _request(wrong)
+    )
+    assert capped.score is not None and capped.score < 4  # a contradiction still caps the blend
+
+
+def _write_interview(path: Any) -> None:
+    rows = [
+        {"question": f"What is {t}?", "reference": f"{t} is a thing.", "kind": kind, "answer": f"{t} {kind} answer"}
+        for t in ("dropout", "attention", "bagging")
+        for kind in ("correct", "thin", "misconception")
+    ]
+    path.write_text("".join(json.dumps({**r, "source": "team-written"}) + "\n" for r in rows))
+
+
+def test_the_interview_answers_train_by_their_kind_with_other_questions_answers_as_missing(tmp_path: Any) -> None:
+    from bot.install import judge_train
+
+    path = tmp_path / "interview.jsonl"
+    _write_interview(path)
+    examples = judge_train.load_interview(path, seed=13)
+    kinds = {(e.question_id, e.answer): (e.label, e.score) for e in examples}
+    assert kinds[("What is dropout?", "dropout correct answer")] == (judge_train.ENTAILS, 1.0)
+    assert kinds[("What is dropout?", "dropout thin answer")] == (judge_train.PARTIAL, 0.5)
+    assert kinds[("What is dropout?", "dropout misconception answer")] == (judge_train.CONTRADICTS, 0.0)
+    missing = [e for e in examples if e.label == judge_train.MISSING]
+    assert len(missing) == 3 * judge_train.INTERVIEW_MISSING
+    for e in missing:  # another question's correct answer, against this question's reference
+        assert e.answer.endswith("correct answer") and e.answer.split()[0] not in e.question_id
+        assert e.reference == e.question_id.removeprefix("What is ").rstrip("?") + " is a thing."
+    assert examples == judge_train.load_interview(path, seed=13)  # seeded
+
+
 @pytest.mark.slow
 def test_training_is_seeded_and_exports_a_model_the_run_time_reads(tmp_path: Any) -> None:
     """A tiny run of the real training code: same seed → same weights; the export loads in onnxruntime."""
@@ -184,11 +245,25 @@ def test_training_is_seeded_and_exports_a_model_the_run_time_reads(tmp_path: Any
     examples = judge_train.load_examples(data)
     assert all(e.reference != "never read" for e in examples)  # the test split is not read
     assert len(examples) == 30
+    interview = tmp_path / "interview.jsonl"
+    _write_interview(interview)
 
     outs = []
     for name in ("a", "b"):
         out = tmp_path / name
-        assert judge_train.main(["--data", str(data), "--out", str(out), "--epochs", "1", "--batch-size", "8"]) == 0
+        argv = [
+            "--data",
+            str(data),
+            "--out",
+            str(out),
+            "--epochs",
+            "1",
+            "--batch-size",
+            "8",
+            "--interview",
+            str(interview),
+        ]
+        assert judge_train.main(argv) == 0
         outs.append(json.loads((out / "judge.json").read_text()))
     assert outs[0]["sha256"] == outs[1]["sha256"]  # seeded, one thread: the same model twice
     judge = Judge(tmp_path / "a")

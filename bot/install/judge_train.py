@@ -10,9 +10,12 @@ The judge reads one pair, *(key point or reference, answer)*, and says how the a
 
 Data: the training splits of the human-graded sets in ``../shared/datasets`` only (SemEval-2013 Beetle
 ``train`` with its 5-way label, SciEntsBank ``train`` with its 2-way label, SAF ``training`` with its
-score). The test splits (unseen answers / questions / domains) are never read here. A tenth of the
-training *questions* (grouped, seeded) is held out for model selection: the epoch with the best
-held-out loss is kept.
+score), and the team-written interview answers of ``bench/data/trainset_interview.jsonl`` (correct /
+thin / misconception answers to ML questions, against the note's answer; see bench/data/README.md).
+The test splits (unseen answers / questions / domains) are never read here. A tenth of the
+training *questions* (grouped, seeded) is held out and measured after every epoch; the last epoch is
+kept (the learning rate has decayed to zero there), so the held-out questions are chosen on by nothing
+here — the offline grader's judge parameters are chosen on them (``bench/rubric_devset.py --held-out``).
 
 Labels: Beetle ``correct`` → entails, ``partially_correct_incomplete`` → partial, ``contradictory`` →
 contradicts, ``irrelevant`` / ``non_domain`` → missing; SciEntsBank ``correct`` → entails and
@@ -60,7 +63,16 @@ from bot.install.model_export import WEIGHTS_FILE, _read_json, _weight_names, fi
 if TYPE_CHECKING:
     import torch
 
-__all__ = ["Example", "TrainConfig", "load_examples", "main", "train"]
+__all__ = [
+    "Example",
+    "TrainConfig",
+    "load_examples",
+    "load_interview",
+    "main",
+    "recorded_config",
+    "train",
+    "training_examples",
+]
 
 ENTAILS, PARTIAL, CONTRADICTS, MISSING = range(4)
 NOT_ENTAILS = -1  # SciEntsBank "incorrect": one of partial / contradicts / missing
@@ -73,6 +85,9 @@ BEETLE_CLASS = {
     "non_domain": MISSING,
 }
 CLASS_SCORE = {ENTAILS: 1.0, PARTIAL: 0.5, CONTRADICTS: 0.0, MISSING: 0.0}
+# The team-written interview answers (bench/data/trainset_interview.jsonl): their kind is the class.
+INTERVIEW_CLASS = {"correct": ENTAILS, "thin": PARTIAL, "misconception": CONTRADICTS}
+INTERVIEW_MISSING = 2  # per question: correct answers to other questions, as "missing" pairs
 TRAIN_SPLITS = {("beetle", "train"), ("sciEntsBank", "train"), ("saf", "training")}
 
 
@@ -89,7 +104,7 @@ class Example:
 @dataclass(frozen=True)
 class TrainConfig:
     seed: int = 13
-    epochs: int = 3
+    epochs: int = 2
     batch_size: int = 32
     lr: float = 5e-5
     head_lr: float = 1e-3
@@ -101,7 +116,9 @@ class TrainConfig:
     threads: int = 1  # one thread: the same result on any machine, and no OpenMP stalls on a busy box
     max_tokens: int = MAX_PAIR_TOKENS
     limit: int = 0  # > 0: that many examples per dataset (smoke runs)
-    datasets: tuple[str, ...] = ("beetle", "sciEntsBank", "saf")
+    datasets: tuple[str, ...] = ("beetle", "sciEntsBank", "saf", "interview")
+    interview: str = "bench/data/trainset_interview.jsonl"  # team-written; read when "interview" is in datasets
+    interview_repeat: int = 1  # its pairs appear this many times per epoch
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -139,6 +156,50 @@ def load_examples(data_dir: Path) -> list[Example]:
             Example("saf", str(row["question_id"]), row["reference_answer"], row["student_answer"], NO_CLASS, score)
         )
     return out
+
+
+def load_interview(path: Path, seed: int) -> list[Example]:
+    """The team-written interview answers: ``correct`` → entails, ``thin`` → partial, ``misconception``
+    → contradicts, each against its question's note answer; and, per question, :data:`INTERVIEW_MISSING`
+    correct answers to other questions (seeded) → missing."""
+    rows = list(_rows(path))
+    out = [
+        Example("interview", r["question"], r["reference"], r["answer"], INTERVIEW_CLASS[r["kind"]], 0.0) for r in rows
+    ]
+    out = [Example(e.dataset, e.question_id, e.reference, e.answer, e.label, CLASS_SCORE[e.label]) for e in out]
+    references = {r["question"]: r["reference"] for r in rows}
+    correct = [(r["question"], r["answer"]) for r in rows if r["kind"] == "correct"]
+    rng = random.Random(seed)
+    for question in sorted(references):
+        others = [answer for q, answer in correct if q != question]
+        for answer in rng.sample(others, min(INTERVIEW_MISSING, len(others))):
+            out.append(Example("interview", question, references[question], answer, MISSING, 0.0))
+    return out
+
+
+def training_examples(config: TrainConfig, data_dir: Path, record: dict[str, Any] | None = None) -> list[Example]:
+    """Every example ``config`` trains and measures on, before the held-out questions are split off;
+    ``record`` gets the sha256 of the interview answers read."""
+    examples = [e for e in load_examples(data_dir) if e.dataset in config.datasets]
+    if "interview" in config.datasets:
+        path = Path(config.interview)
+        if not path.is_absolute() and not path.exists():  # relative to the checkout, wherever this runs from
+            path = Path(__file__).resolve().parents[2] / path
+        examples += load_interview(path, config.seed)
+        if record is not None:
+            record["interview_sha256"] = sha256_file(path)
+    if config.limit:
+        examples = [e for ds in config.datasets for e in [x for x in examples if x.dataset == ds][: config.limit]]
+    return examples
+
+
+def recorded_config(record: dict[str, Any]) -> TrainConfig:
+    """The :class:`TrainConfig` a model's ``judge.json`` records (``["training"]["config"]``)."""
+    known = {k: v for k, v in record.items() if k in TrainConfig.__dataclass_fields__}
+    known["datasets"] = tuple(known.get("datasets", TrainConfig.datasets))
+    if "interview" not in record:  # recorded before the interview answers were a dataset
+        known["datasets"] = tuple(d for d in known["datasets"] if d != "interview")
+    return TrainConfig(**known)
 
 
 def split_dev(examples: Sequence[Example], share: float, seed: int) -> tuple[list[Example], list[Example]]:
@@ -316,8 +377,8 @@ def evaluate(examples: Sequence[Example], probs: np.ndarray, scores: np.ndarray)
         if ds != "saf":
             y = [examples[i].label == ENTAILS for i in idx]
             out[f"{ds}_f1"] = float(f1_score(y, probs[idx, ENTAILS] >= 0.5, average="macro"))
-        if ds == "beetle":
-            out["beetle_acc4"] = float(np.mean([probs[i].argmax() == examples[i].label for i in idx]))
+        if ds in ("beetle", "interview"):
+            out[f"{ds}_acc4"] = float(np.mean([probs[i].argmax() == examples[i].label for i in idx]))
     return out
 
 
@@ -332,10 +393,9 @@ def train(config: TrainConfig, data_dir: Path, log: Any = sys.stderr) -> tuple[t
 
     source = find_source_dir()
     tokenizer = load_pair_tokenizer(source / "tokenizer.json")
-    examples = [e for e in load_examples(data_dir) if e.dataset in config.datasets]
-    if config.limit:
-        examples = [e for ds in config.datasets for e in [x for x in examples if x.dataset == ds][: config.limit]]
-    train_set, dev_set = split_dev(examples, config.dev_share, config.seed)
+    read: dict[str, Any] = {}
+    train_set, dev_set = split_dev(training_examples(config, data_dir, read), config.dev_share, config.seed)
+    train_set += [e for e in train_set if e.dataset == "interview"] * (config.interview_repeat - 1)
     enc_train = encode_pairs(tokenizer, [(e.reference, e.answer) for e in train_set], config.max_tokens)
     enc_dev = encode_pairs(tokenizer, [(e.reference, e.answer) for e in dev_set], config.max_tokens)
     print(f"judge: {len(train_set)} training pairs, {len(dev_set)} held-out pairs (grouped by question)", file=log)
@@ -365,7 +425,6 @@ def train(config: TrainConfig, data_dir: Path, log: Any = sys.stderr) -> tuple[t
     labels = torch.tensor([e.label for e in train_set], dtype=torch.int64)
     targets = torch.tensor([e.score for e in train_set], dtype=torch.float32)
     history: list[dict[str, float]] = []
-    best: tuple[float, dict[str, torch.Tensor], int] | None = None
     started = time.monotonic()
     step = 0
     for epoch in range(config.epochs):
@@ -402,19 +461,16 @@ def train(config: TrainConfig, data_dir: Path, log: Any = sys.stderr) -> tuple[t
         figures = {"epoch": epoch + 1, "dev_loss": dev_loss, **evaluate(dev_set, probs, scores)}
         history.append(figures)
         print("  held out: " + ", ".join(f"{k} {v:.3f}" for k, v in figures.items()), file=log)
-        if best is None or dev_loss < best[0]:
-            best = (dev_loss, {k: v.detach().clone() for k, v in model.state_dict().items()}, epoch + 1)
-    assert best is not None
-    model.load_state_dict(best[1])
     model.eval()
     info = {
         "config": {k: v for k, v in config.__dict__.items()},
         "train_pairs": len(train_set),
         "dev_pairs": len(dev_set),
-        "best_epoch": best[2],
+        "best_epoch": config.epochs,  # the last one is kept
         "history": history,
         "train_seconds": round(time.monotonic() - started, 1),
         "source_sha256": sha256_file(source / WEIGHTS_FILE),
+        **read,
     }
     return model, info
 
@@ -475,6 +531,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--batch-size", type=int, default=TrainConfig.batch_size)
     parser.add_argument("--score-weight", type=float, default=TrainConfig.score_weight)
     parser.add_argument("--datasets", default=",".join(TrainConfig.datasets), help="comma-separated")
+    parser.add_argument("--interview", default=TrainConfig.interview, help="the team-written interview answers")
+    parser.add_argument("--interview-repeat", type=int, default=TrainConfig.interview_repeat)
     parser.add_argument("--max-tokens", type=int, default=MAX_PAIR_TOKENS)
     parser.add_argument("--threads", type=int, default=TrainConfig.threads)
     parser.add_argument("--limit", type=int, default=0, help="examples per dataset (smoke runs)")
@@ -490,6 +548,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         max_tokens=args.max_tokens,
         threads=args.threads,
         datasets=tuple(d for d in args.datasets.split(",") if d),
+        interview=args.interview,
+        interview_repeat=args.interview_repeat,
     )
     model, info = train(config, args.data)
     path = export(model, args.out, quantize=not args.no_quantize)
