@@ -109,10 +109,16 @@ def write_card(judge: Judge, table: list[str], thresholds: dict[str, float]) -> 
 
     interview = ""
     if "interview" in cfg["datasets"]:
+        from bot.knowledge.notes import parse_file
+
+        answers = [json.loads(x) for x in (ROOT / cfg["interview"]).read_text(encoding="utf-8").splitlines() if x]
+        questions = {r["question"] for r in answers}
+        shipped = questions & {c.display_question for c in parse_file(ROOT / "knowledge" / "ml-interview-notes.txt")}
         interview = f"""
 Interview answers, **team-written** (`{cfg["interview"]}`, in the repository; not candidates' answers, and
-none for the 32 cards of the development set `bench/data/devset_interview.jsonl`): 8 answers per question
-to 47 cards of the shipped notes and 50 ML / DL / NLP questions the team wrote in the notes' style —
+none for the 32 cards of the development set `bench/data/devset_interview.jsonl`): {len(answers)} answers
+to {len(shipped)} cards of the shipped notes and {len(questions - shipped)} ML / DL / NLP questions the team
+wrote in the notes' style (sha256 `{info.get("interview_sha256", "")[:12]}`) —
 correct in the writer's own words → entails (score 1), thin but correct → partial (½), a confident
 misconception → contradicts (0) — plus {INTERVIEW_MISSING} correct answers to
 other questions per question → missing (0); repeated {cfg["interview_repeat"]}× per epoch."""
@@ -169,8 +175,11 @@ The grader's own figures (the judge plus the other features, per split) are in `
 (`bench/offline_agreement.py`) and the README.
 
 ## Limits
-Trained on school-science and networking short answers; on ML interview answers its contradiction
-signal is weaker than its entailment signal (see the README's development-set figures). English only.
+Trained on school-science and networking short answers and on team-written ML interview answers (no
+candidate's answers). Its contradiction verdict is not a reliable detector of misconceptions: it fires
+on key points an answer merely leaves out, and it does not read negation (an answer that repeats a
+negative sentence of the reference can come out "contradicts"); so the shipped grader does not grade
+with it (the README, "Grader agreement", has the figures on the team-written answer sets). English only.
 """
     (judge.model_dir / "MODEL_CARD.md").write_text(text, encoding="utf-8")
     print(f"wrote {judge.model_dir / 'MODEL_CARD.md'}")
