@@ -48,11 +48,13 @@ bench: install
 	$(BIN)/python bench/notes_recall.py
 	$(BIN)/python bench/bench_notes_pdf.py --import-only
 
-# Grader agreement with human graders on ../shared/datasets (held-out splits).
+# Grader agreement with human graders on ../shared/datasets (held-out splits) and on the team-written answer sets.
 eval: install
 	$(BIN)/python bench/offline_agreement.py
 	$(BIN)/python bench/judge_eval.py
 	$(BIN)/python bench/rubric_devset.py
+	$(BIN)/python bench/rubric_devset.py --answers bench/data/devset2_interview.jsonl
+	$(BIN)/python bench/rubric_devset.py --answers bench/data/devset3_topics.jsonl
 
 # The offline judge (bot/grading/judge): trained on the training splits of ../shared/datasets, seeded,
 # one CPU thread (the same weights on any machine); then its held-out figures go into its model card.
