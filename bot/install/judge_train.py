@@ -163,10 +163,10 @@ def load_interview(path: Path, seed: int) -> list[Example]:
     → contradicts, each against its question's note answer; and, per question, :data:`INTERVIEW_MISSING`
     correct answers to other questions (seeded) → missing."""
     rows = list(_rows(path))
-    out = [
-        Example("interview", r["question"], r["reference"], r["answer"], INTERVIEW_CLASS[r["kind"]], 0.0) for r in rows
-    ]
-    out = [Example(e.dataset, e.question_id, e.reference, e.answer, e.label, CLASS_SCORE[e.label]) for e in out]
+    out = []
+    for r in rows:
+        label = INTERVIEW_CLASS[r["kind"]]
+        out.append(Example("interview", r["question"], r["reference"], r["answer"], label, CLASS_SCORE[label]))
     references = {r["question"]: r["reference"] for r in rows}
     correct = [(r["question"], r["answer"]) for r in rows if r["kind"] == "correct"]
     rng = random.Random(seed)

@@ -57,6 +57,7 @@ easy short answer grading with high accuracy") plus key-point coverage:
 from __future__ import annotations
 
 import asyncio
+import math
 import re
 import threading
 from collections import OrderedDict
@@ -553,7 +554,7 @@ class OfflineGrader:
             criteria = Criteria(correctness=self._rubric_correctness(claims, res), depth=depth)
             score = compute_score(claims, criteria)
             whole = res.features["j_ref"]
-            if p.judge_answer_weight > 0 and whole == whole and not stuffing:  # (nan: not judged)
+            if p.judge_answer_weight > 0 and not math.isnan(whole) and not stuffing:  # nan: not judged
                 score = (1 - p.judge_answer_weight) * score + p.judge_answer_weight * 10 * whole
                 if contradicted:
                     score = min(score, SCORE_WEIGHTS.contradiction_cap)
