@@ -206,6 +206,44 @@ def test_the_interview_answers_train_by_their_kind_with_other_questions_answers_
     assert examples == judge_train.load_interview(path, seed=13)  # seeded
 
 
+def test_the_key_point_sentences_train_against_their_point_with_other_points_as_missing(tmp_path: Any) -> None:
+    from bot.install import judge_train
+
+    rows = [
+        {"question": "What is dropout?", "k": k, "point": point, "kind": kind, "text": f"{k}-{kind}-{i}"}
+        for k, point in enumerate(("It drops units at random.", "It is off at inference."))
+        for kind in ("paraphrase", "contradiction")
+        for i in range(2)
+    ]
+    path = tmp_path / "points.jsonl"
+    path.write_text("".join(json.dumps({**r, "source": "team-written"}) + "\n" for r in rows))
+    examples = judge_train.load_points(path, seed=13)
+    assert len(examples) == 2 * 5 and {e.dataset for e in examples} == {"interview"}
+    assert {e.question_id for e in examples} == {"What is dropout?"}  # held out with its question's answers
+    by_point = {
+        k: [e for e in examples if e.reference == point]
+        for k, point in enumerate(("It drops units at random.", "It is off at inference."))
+    }
+    for k, own in by_point.items():
+        other = 1 - k
+        labelled = {(e.label, e.answer) for e in own}
+        assert (judge_train.ENTAILS, f"{k}-paraphrase-0") in labelled  # the first alone
+        assert (judge_train.CONTRADICTS, f"{k}-contradiction-0") in labelled
+        second = [e for e in own if f"{k}-paraphrase-1" in e.answer or f"{k}-contradiction-1" in e.answer]
+        assert all(f"{other}-paraphrase-" in e.answer for e in second)  # beside another point's paraphrase
+        (missing,) = [e for e in own if e.label == judge_train.MISSING]
+        assert f"{other}-paraphrase-" in missing.answer and f"{other}-contradiction-" in missing.answer
+        assert f"{k}-" not in missing.answer and missing.score == 0.0
+    assert examples == judge_train.load_points(path, seed=13)  # seeded
+
+
+def test_a_recorded_config_without_key_points_does_not_read_them() -> None:
+    from bot.install import judge_train
+
+    assert judge_train.recorded_config({"interview": "x.jsonl"}).points == ""
+    assert judge_train.recorded_config({"interview": "x.jsonl", "points": "p.jsonl"}).points == "p.jsonl"
+
+
 @pytest.mark.slow
 def test_training_is_seeded_and_exports_a_model_the_run_time_reads(tmp_path: Any) -> None:
     """A tiny run of the real training code: same seed → same weights; the export loads in onnxruntime."""

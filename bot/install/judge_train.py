@@ -68,6 +68,7 @@ __all__ = [
     "TrainConfig",
     "load_examples",
     "load_interview",
+    "load_points",
     "main",
     "recorded_config",
     "train",
@@ -88,6 +89,8 @@ CLASS_SCORE = {ENTAILS: 1.0, PARTIAL: 0.5, CONTRADICTS: 0.0, MISSING: 0.0}
 # The team-written interview answers (bench/data/trainset_interview.jsonl): their kind is the class.
 INTERVIEW_CLASS = {"correct": ENTAILS, "thin": PARTIAL, "misconception": CONTRADICTS}
 INTERVIEW_MISSING = 2  # per question: correct answers to other questions, as "missing" pairs
+# The team-written key-point sentences (bench/data/trainset_points.jsonl): their kind is the class.
+POINT_CLASS = {"paraphrase": ENTAILS, "contradiction": CONTRADICTS}
 TRAIN_SPLITS = {("beetle", "train"), ("sciEntsBank", "train"), ("saf", "training")}
 
 
@@ -119,6 +122,7 @@ class TrainConfig:
     datasets: tuple[str, ...] = ("beetle", "sciEntsBank", "saf", "interview")
     interview: str = "bench/data/trainset_interview.jsonl"  # team-written; read when "interview" is in datasets
     interview_repeat: int = 1  # its pairs appear this many times per epoch
+    points: str = "bench/data/trainset_points.jsonl"  # team-written; read with "interview" ("" = not read)
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -177,17 +181,54 @@ def load_interview(path: Path, seed: int) -> list[Example]:
     return out
 
 
+def load_points(path: Path, seed: int) -> list[Example]:
+    """The team-written key-point sentences: per key point of a question's compiled rubric, two paraphrases
+    and two contradictions, each judged against the point alone (dataset ``interview``, so a question's
+    points are held out with its answers). The first of each kind is an answer on its own, the second sits
+    beside another point's paraphrase (answers say several things); and each point gets one ``missing``
+    answer: another point's paraphrase and another point's contradiction (a wrong claim about something
+    else leaves this point unsaid, it does not contradict it)."""
+    said: dict[tuple[str, int], dict[str, list[str]]] = {}
+    texts: dict[tuple[str, int], str] = {}
+    for r in _rows(path):
+        key = (str(r["question"]), int(r["k"]))
+        texts[key] = str(r["point"])
+        said.setdefault(key, {kind: [] for kind in POINT_CLASS})[str(r["kind"])].append(str(r["text"]))
+    rng = random.Random(seed)
+    out: list[Example] = []
+    for key in sorted(said):
+        question, k = key
+        others = [said[o] for o in sorted(said) if o[0] == question and o[1] != k]
+        for kind, label in POINT_CLASS.items():
+            for i, text in enumerate(said[key][kind]):
+                parts = [text] if i == 0 or not others else [text, rng.choice(rng.choice(others)["paraphrase"])]
+                rng.shuffle(parts)
+                out.append(Example("interview", question, texts[key], " ".join(parts), label, CLASS_SCORE[label]))
+        if others:
+            parts = [rng.choice(rng.choice(others)[kind]) for kind in POINT_CLASS]
+            rng.shuffle(parts)
+            out.append(Example("interview", question, texts[key], " ".join(parts), MISSING, 0.0))
+    return out
+
+
+def _data_file(name: str) -> Path:
+    path = Path(name)
+    if not path.is_absolute() and not path.exists():  # relative to the checkout, wherever this runs from
+        path = Path(__file__).resolve().parents[2] / path
+    return path
+
+
 def training_examples(config: TrainConfig, data_dir: Path, record: dict[str, Any] | None = None) -> list[Example]:
     """Every example ``config`` trains and measures on, before the held-out questions are split off;
-    ``record`` gets the sha256 of the interview answers read."""
+    ``record`` gets the sha256 of the team-written files read."""
     examples = [e for e in load_examples(data_dir) if e.dataset in config.datasets]
     if "interview" in config.datasets:
-        path = Path(config.interview)
-        if not path.is_absolute() and not path.exists():  # relative to the checkout, wherever this runs from
-            path = Path(__file__).resolve().parents[2] / path
-        examples += load_interview(path, config.seed)
-        if record is not None:
-            record["interview_sha256"] = sha256_file(path)
+        read = {"interview": load_interview} | ({"points": load_points} if config.points else {})
+        for name, loader in read.items():
+            path = _data_file(getattr(config, name))
+            examples += loader(path, config.seed)
+            if record is not None:
+                record[f"{name}_sha256"] = sha256_file(path)
     if config.limit:
         examples = [e for ds in config.datasets for e in [x for x in examples if x.dataset == ds][: config.limit]]
     return examples
@@ -199,6 +240,7 @@ def recorded_config(record: dict[str, Any]) -> TrainConfig:
     known["datasets"] = tuple(known.get("datasets", TrainConfig.datasets))
     if "interview" not in record:  # recorded before the interview answers were a dataset
         known["datasets"] = tuple(d for d in known["datasets"] if d != "interview")
+    known.setdefault("points", "")  # recorded before the key-point sentences were read
     return TrainConfig(**known)
 
 
@@ -533,6 +575,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--datasets", default=",".join(TrainConfig.datasets), help="comma-separated")
     parser.add_argument("--interview", default=TrainConfig.interview, help="the team-written interview answers")
     parser.add_argument("--interview-repeat", type=int, default=TrainConfig.interview_repeat)
+    parser.add_argument("--points", default=TrainConfig.points, help="the team-written key-point sentences ('' = none)")
     parser.add_argument("--max-tokens", type=int, default=MAX_PAIR_TOKENS)
     parser.add_argument("--threads", type=int, default=TrainConfig.threads)
     parser.add_argument("--limit", type=int, default=0, help="examples per dataset (smoke runs)")
@@ -550,6 +593,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         datasets=tuple(d for d in args.datasets.split(",") if d),
         interview=args.interview,
         interview_repeat=args.interview_repeat,
+        points=args.points,
     )
     model, info = train(config, args.data)
     path = export(model, args.out, quantize=not args.no_quantize)
