@@ -122,6 +122,15 @@ wrote in the notes' style (sha256 `{info.get("interview_sha256", "")[:12]}`) —
 correct in the writer's own words → entails (score 1), thin but correct → partial (½), a confident
 misconception → contradicts (0) — plus {INTERVIEW_MISSING} correct answers to
 other questions per question → missing (0); repeated {cfg["interview_repeat"]}× per epoch."""
+        if cfg.get("points"):
+            sentences = [json.loads(x) for x in (ROOT / cfg["points"]).read_text(encoding="utf-8").splitlines() if x]
+            points = {(r["question"], r["k"]) for r in sentences}
+            interview += f"""
+Key-point sentences, **team-written** (`{cfg["points"]}`, sha256 `{info.get("points_sha256", "")[:12]}`):
+{len(sentences)} sentences for the {len(points)} compiled rubric points of those questions — two paraphrases
+(→ entails) and two contradictions (→ contradicts) per point, each judged against the point alone, the
+second of each beside another point's paraphrase — plus, per point, an answer made of another point's
+paraphrase and another point's contradiction → missing."""
     text = f"""# Model card: the offline judge
 
 A cross-encoder that reads *(key point or reference answer, candidate answer)* and returns the

@@ -151,7 +151,7 @@ def report(rows: list[dict[str, Any]], scores: list[float], *, quiet: bool = Fal
 
 # The judge parameters --choose tries (params.json has the chosen ones); see bot/grading/offline/params.py.
 GRID: dict[str, tuple[float, ...]] = {
-    "judge_weight": (0.0, 0.3, 0.5, 0.7),
+    "judge_weight": (0.0, 0.3, 0.5, 0.7, 1.0),
     "judge_contradiction": (2.0, 0.5, 0.6, 0.7),
     "judge_answer_contradiction": (2.0, 0.4, 0.5, 0.6),
     "judge_answer_weight": (0.0, 0.3, 0.5, 0.7),
