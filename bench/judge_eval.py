@@ -131,14 +131,19 @@ Key-point sentences, **team-written** (`{cfg["points"]}`, sha256 `{info.get("poi
 (→ entails) and two contradictions (→ contradicts) per point, each judged against the point alone, the
 second of each beside another point's paraphrase — plus, per point, an answer made of another point's
 paraphrase and another point's contradiction → missing."""
+    from bot.grading.offline.params import OfflineParams
+
+    params = OfflineParams.load()
     text = f"""# Model card: the offline judge
 
 A cross-encoder that reads *(key point or reference answer, candidate answer)* and returns the
 probabilities of four relations — `entails`, `partial`, `contradicts`, `missing` — and a 0–1 score.
-The offline grader (`bot/grading/offline/grader.py`) can read it per rubric key point
-(`judge_weight`, `judge_contradiction`) and as the `j_ref` feature of its agreement model; the shipped
-`params.json` leaves both off, because on held-out questions they did not beat the existing features
-(README, "Grader agreement"). Run time: onnxruntime only (`bot/grading/judge/model.py`).
+The offline grader (`bot/grading/offline/grader.py`) reads it against every rubric key point: a point's
+credit is p_entails + ½·p_partial (`judge_weight` {params.judge_weight:g}), and
+{params.judge_answer_weight:g} of the score is the judge's score of the whole answer against the note
+(`judge_answer_weight`); its contradiction verdicts are not used
+(`judge_contradiction`, `judge_answer_contradiction` off; see Limits). `params.json` records how those
+values were chosen. Run time: onnxruntime only (`bot/grading/judge/model.py`).
 
 - File: `judge.onnx`, {meta["bytes"] / 1e6:.1f} MB, int8 dynamic quantisation: {meta["quantized"]}
 - sha256: `{meta["sha256"]}`
@@ -185,10 +190,11 @@ The grader's own figures (the judge plus the other features, per split) are in `
 
 ## Limits
 Trained on school-science and networking short answers and on team-written ML interview answers (no
-candidate's answers). Its contradiction verdict is not a reliable detector of misconceptions: it fires
-on key points an answer merely leaves out, and it does not read negation (an answer that repeats a
-negative sentence of the reference can come out "contradicts"); so the shipped grader does not grade
-with it (the README, "Grader agreement", has the figures on the team-written answer sets). English only.
+candidate's answers). Its contradiction verdict is not a reliable detector of misconceptions: it still reads a negation
+in a correct answer as a contradiction ("so the network can't overfit" against "dropout switches off random
+neurons during training": p_contradicts .57), so the shipped grader uses only its entailment and score, and a
+confident misconception that uses the note's words can still score well (the README, "Grader agreement",
+has the figures on the team-written answer sets). English only.
 """
     (judge.model_dir / "MODEL_CARD.md").write_text(text, encoding="utf-8")
     print(f"wrote {judge.model_dir / 'MODEL_CARD.md'}")

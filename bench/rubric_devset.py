@@ -159,28 +159,44 @@ GRID: dict[str, tuple[float, ...]] = {
 TARGETS = ("correct >= 6.5 (%)", "misconception < 4 (%)", "pairwise ordering, 3 pairs per card (%)")
 
 
+# The score scales tried with each combination (rubric_scale_lo, rubric_scale_hi): cheap, no re-grading.
+SCALES: tuple[tuple[float, float], ...] = tuple(
+    (lo, hi) for lo in (0.0, 0.1, 0.15, 0.2) for hi in (1.0, 0.8, 0.7, 0.65, 0.6, 0.55) if hi - lo >= 0.35
+)
+
+
 def choose(rows: list[dict[str, Any]], judge_dir: Path | None) -> list[tuple[float, dict[str, float]]]:
-    """Every combination of :data:`GRID` on ``rows``, best first by the mean of the issue's three shares
-    (:data:`TARGETS`); the judge's verdicts are computed once."""
+    """Every combination of :data:`GRID` and :data:`SCALES` on ``rows``, best first by the mean of the issue's
+    three shares (:data:`TARGETS`); the judge's verdicts are computed once, each combination graded once."""
     import dataclasses
     import itertools
 
     from bench.offline_agreement import CachingJudge
+    from bot.grading.base import ClaimStatus
     from bot.grading.judge import Judge
     from bot.grading.offline.grader import OfflineGrader
     from bot.grading.offline.params import OfflineParams
     from bot.retrieval.embeddings import LocalEmbedder
 
-    base = OfflineParams.load()
+    base = dataclasses.replace(OfflineParams.load(), rubric_scale_lo=0.0, rubric_scale_hi=1.0)
     grader = OfflineGrader(LocalEmbedder(Settings()), params=base, judge=CachingJudge(Judge(judge_dir), None))
     reqs = requests(rows, use_rubric=True)
     results = []
     for values in itertools.product(*GRID.values()):
         combo = dict(zip(GRID, values, strict=True))
         grader.params = dataclasses.replace(base, **combo)
-        scores = [g.score if g.score is not None else float("nan") for g in grader.grade_many(reqs)]
-        figures = report(rows, scores, quiet=True)
-        results.append((sum(figures[t] for t in TARGETS) / (100 * len(TARGETS)), combo))
+        grades = grader.grade_many(reqs)
+        for lo, hi in SCALES:
+            grader.params = dataclasses.replace(base, **combo, rubric_scale_lo=lo, rubric_scale_hi=hi)
+            scores = [
+                float("nan")
+                if g.score is None
+                else grader.rescale(g.score, contradicted=any(c.status is ClaimStatus.CONTRADICTED for c in g.claims))
+                for g in grades
+            ]
+            figures = report(rows, scores, quiet=True)
+            chosen = {**combo, "rubric_scale_lo": lo, "rubric_scale_hi": hi}
+            results.append((sum(figures[t] for t in TARGETS) / (100 * len(TARGETS)), chosen))
     results.sort(key=lambda r: -r[0])
     return results
 

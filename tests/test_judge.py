@@ -106,8 +106,9 @@ def _grader(local_embedder: Any, judge: RuleJudge, **params: Any) -> Any:
     from bot.grading.offline.grader import OfflineGrader
     from bot.grading.offline.params import OfflineParams
 
-    base = dataclasses.replace(OfflineParams.load(), **params)
-    return OfflineGrader(local_embedder, params=base, judge=judge)
+    off = dict(judge_weight=0.0, judge_contradiction=2.0, judge_answer_contradiction=2.0, judge_answer_weight=0.0)
+    neutral = dataclasses.replace(OfflineParams.load(), **off, rubric_scale_lo=0.0, rubric_scale_hi=1.0)
+    return OfflineGrader(local_embedder, params=dataclasses.replace(neutral, **params), judge=judge)
 
 
 def _request(answer: str) -> GradeRequest:
@@ -308,3 +309,17 @@ def test_training_is_seeded_and_exports_a_model_the_run_time_reads(tmp_path: Any
     v = judge.judge([("The bulb is in a closed path.", "It is in a closed path."), ("a", "b")])
     assert v.probs.shape == (2, 4) and np.allclose(v.probs.sum(axis=1), 1.0, atol=1e-5)
     assert judge.version == outs[0]["sha256"][:12]
+
+
+def test_the_rubric_score_is_read_on_the_chosen_scale(local_embedder: Any) -> None:
+    answer = "Its internals cannot be interpreted by people; deep neural networks are like that."
+    rules = {RUBRIC.points[0].text: ("cannot", "\0"), RUBRIC.points[1].text: ("\0", "\0")}  # one point of two
+    plain = dict(judge_weight=1.0, judge_contradiction=2.0, judge_answer_contradiction=2.0, judge_answer_weight=0.0)
+    same = _grader(local_embedder, RuleJudge(rules), **plain, rubric_scale_lo=0.0, rubric_scale_hi=1.0)
+    wider = _grader(local_embedder, RuleJudge(rules), **plain, rubric_scale_lo=0.1, rubric_scale_hi=0.6)
+    before, after = same.grade(_request(answer)), wider.grade(_request(answer))
+    assert before.score is not None and after.score is not None
+    assert after.score == pytest.approx(round(10 * min(1.0, max(0.0, (before.score / 10 - 0.1) / 0.5)), 1))
+    assert wider.rescale(3.5, contradicted=False) == 5.0 and wider.rescale(0.5, contradicted=False) == 0.0
+    assert wider.rescale(5.0, contradicted=True) <= 6.4  # a contradiction still caps the stretched score
+    assert same.rescale(4.2, contradicted=True) == 4.2  # 0 and 1: as is

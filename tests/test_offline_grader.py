@@ -294,7 +294,7 @@ PINNED: list[tuple[str, str, str, float, str]] = [
 
 
 def test_pinned_scores(grader: OfflineGrader) -> None:
-    assert grader.prompt_version == "offline-2"
+    assert grader.prompt_version == "offline-3"
     requests = [GradeRequest(question=q, reference=ref, answer=a) for q, ref, a, _, _ in PINNED]
     got = [(g.score, g.band.value if g.band else None) for g in grader.grade_many(requests)]
     assert got == [(score, band) for *_, score, band in PINNED]
@@ -312,7 +312,7 @@ def test_params_file_is_required(tmp_path: Path, local_embedder: Any) -> None:
             OfflineParams.load(bad)
         assert str(bad) in str(info.value) and message in str(info.value)
     copy = tmp_path / "params.json"
-    copy.write_text(PARAMS_PATH.read_text(encoding="utf-8").replace('"version": "2"', '"version": "test"'))
+    copy.write_text(PARAMS_PATH.read_text(encoding="utf-8").replace('"version": "3"', '"version": "test"'))
     assert OfflineGrader(local_embedder, params_path=copy).prompt_version == "offline-test"
     assert OfflineGrader(local_embedder, params=OfflineParams()).prompt_version == "offline-unfitted"
 

@@ -394,17 +394,18 @@ class OfflineGrader:
         when the parameters use it per point, then on (reference, answer) when they use it on the whole."""
         if self._judge is None:
             return [None] * len(items)
-        whole = all_features or self.params.judges_answer
+        p = self.params
         pairs: list[tuple[str, str]] = []
         spans: list[tuple[int, int, int]] = []
         for ref, ans, graded in items:
             start = len(pairs)
             points = 0
             if ref is not None and ans is not None and ans.stems:
-                if graded and self.params.judges_points:
+                if graded and p.judges_points:
                     pairs.extend((point, ans.text) for point in ref.points)
                     points = len(ref.points)
-                if whole:
+                # the whole answer: for the j_ref feature, or against a rubric when the parameters use it
+                if all_features or "j_ref" in p.features or (graded and p.judges_answer):
                     pairs.append((ref.reference, ans.text))
             spans.append((start, points, len(pairs)))
         if not pairs:
@@ -574,6 +575,8 @@ class OfflineGrader:
         score = round(min(10.0, max(0.0, score)), 1)
         if contradicted:
             score = min(score, p.contradiction_cap)
+        if rubric is not None:
+            score = self.rescale(score, contradicted=bool(contradicted))
         if rubric is None:
             correctness = 1 if contradicted else (3 if score >= BANDS.partial else 2 if score >= BANDS.weak else 0)
             criteria = Criteria(correctness=correctness, depth=depth)
@@ -592,6 +595,16 @@ class OfflineGrader:
             prompt_version=self.prompt_version,
             notes=notes,
         )
+
+    def rescale(self, score: float, *, contradicted: bool) -> float:
+        """A rubric-graded score on the scale of ``rubric_scale_lo`` / ``rubric_scale_hi`` (see
+        :class:`OfflineParams`); a contradicted answer stays within the contradiction caps."""
+        p = self.params
+        lo, hi = p.rubric_scale_lo, p.rubric_scale_hi
+        if (lo, hi) == (0.0, 1.0):
+            return score
+        scaled = round(10 * min(1.0, max(0.0, (score / 10 - lo) / (hi - lo))), 1)
+        return min(scaled, p.contradiction_cap, SCORE_WEIGHTS.contradiction_cap) if contradicted else scaled
 
     def _rubric_correctness(self, claims: Sequence[Claim], res: _Result) -> int:
         """Against a rubric: 1 with a contradiction, else 3/2/1/0 by the answer's precision (the share of its

@@ -85,6 +85,11 @@ class OfflineParams:
     # Against a rubric, the score is (1 − judge_answer_weight)·(the checklist's score) + judge_answer_weight
     # ·10·(the judge's score of the whole answer), a contradiction still capping it. 0: not used.
     judge_answer_weight: float = 0.0
+    # Against a rubric, the score s (0–10, after the guards) is finally read on the scale the judge's
+    # held-out interview questions were graded on: 10·clip((s/10 − rubric_scale_lo) / (rubric_scale_hi −
+    # rubric_scale_lo), 0, 1), a contradiction still capping it (OfflineGrader.rescale). 0 and 1: as is.
+    rubric_scale_lo: float = 0.0
+    rubric_scale_hi: float = 1.0
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property
