@@ -52,6 +52,12 @@ easy short answer grading with high accuracy") plus key-point coverage:
    keyword list (function-word ratio < ``keyword_list_ratio``) hits nothing, and the score is
    :func:`bot.grading.base.compute_score` — the LLM grader's formula, core points first — followed by
    the guards of step 5. The ridge model of step 4 is used only without a rubric (``interview eval``).
+8. **The trained judge** (:mod:`bot.grading.judge`), against a rubric only: with ``judge_weight`` a point's
+   credit blends in the judge's p(entails) + ½·p(partial) for (point, answer); with ``judge_answer_weight``
+   that share of the score is the judge's score of (reference, answer); the result is finally read on the
+   ``rubric_scale_lo`` / ``rubric_scale_hi`` scale (:meth:`OfflineGrader.rescale`). Its contradiction
+   verdicts (``judge_contradiction``, ``judge_answer_contradiction``) can mark points contradicted; the
+   shipped parameters leave them off (they read a negation in a right answer as a contradiction).
 """
 
 from __future__ import annotations
