@@ -286,6 +286,17 @@ def test_training_is_seeded_and_exports_a_model_the_run_time_reads(tmp_path: Any
     assert len(examples) == 30
     interview = tmp_path / "interview.jsonl"
     _write_interview(interview)
+    points = tmp_path / "points.jsonl"
+    points.write_text(
+        "".join(
+            json.dumps(
+                {"question": "What is dropout?", "k": k, "point": f"point {k}", "kind": kind, "text": f"{kind} {k}"}
+            )
+            + "\n"
+            for k in range(2)
+            for kind in ("paraphrase", "contradiction")
+        )
+    )
 
     outs = []
     for name in ("a", "b"):
@@ -301,10 +312,13 @@ def test_training_is_seeded_and_exports_a_model_the_run_time_reads(tmp_path: Any
             "8",
             "--interview",
             str(interview),
+            "--points",
+            str(points),
         ]
         assert judge_train.main(argv) == 0
         outs.append(json.loads((out / "judge.json").read_text()))
     assert outs[0]["sha256"] == outs[1]["sha256"]  # seeded, one thread: the same model twice
+    assert {"interview_sha256", "points_sha256"} <= set(outs[0]["training"])  # the team-written files it read
     judge = Judge(tmp_path / "a")
     v = judge.judge([("The bulb is in a closed path.", "It is in a closed path."), ("a", "b")])
     assert v.probs.shape == (2, 4) and np.allclose(v.probs.sum(axis=1), 1.0, atol=1e-5)
