@@ -131,6 +131,14 @@ Key-point sentences, **team-written** (`{cfg["points"]}`, sha256 `{info.get("poi
 (→ entails) and two contradictions (→ contradicts) per point, each judged against the point alone, the
 second of each beside another point's paraphrase — plus, per point, an answer made of another point's
 paraphrase and another point's contradiction → missing."""
+        if cfg.get("edits"):
+            edits = [json.loads(x) for x in (ROOT / cfg["edits"]).read_text(encoding="utf-8").splitlines() if x]
+            interview += f"""
+Minimal false edits, **team-written** (`{cfg["edits"]}`, sha256 `{info.get("edits_sha256", "")[:12]}`):
+{len(edits)} points each with a word or three changed so that it is wrong. Per point: the point in the note's
+own words (alone or beside another point's words) → entails, its edit (alone or beside another point's words)
+→ contradicts, and another point's words beside a third point's edit → missing — so that sharing the note's
+words reads neither as agreement nor as a contradiction."""
     from bot.grading.offline.params import OfflineParams
 
     params = OfflineParams.load()

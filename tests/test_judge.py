@@ -238,11 +238,38 @@ def test_the_key_point_sentences_train_against_their_point_with_other_points_as_
     assert examples == judge_train.load_points(path, seed=13)  # seeded
 
 
+def test_the_minimal_edits_train_the_note_s_own_words_as_entails_and_the_edit_as_contradicts(tmp_path: Any) -> None:
+    from bot.install import judge_train
+
+    points = ("It drops units at random.", "It is off at inference.", "It fights overfitting.")
+    edits = ("It drops layers at random.", "It is on at inference.", "It causes overfitting.")
+    path = tmp_path / "edits.jsonl"
+    path.write_text(
+        "".join(
+            json.dumps({"question": "What is dropout?", "k": k, "point": p, "kind": "edit", "text": e}) + "\n"
+            for k, (p, e) in enumerate(zip(points, edits, strict=True))
+        )
+    )
+    examples = judge_train.load_edits(path, seed=13)
+    assert len(examples) == 3 * 3 and {e.dataset for e in examples} == {"interview"}
+    assert {e.question_id for e in examples} == {"What is dropout?"}
+    for k, point in enumerate(points):
+        own = {e.label: e for e in examples if e.reference == point}
+        assert set(own) == {judge_train.ENTAILS, judge_train.CONTRADICTS, judge_train.MISSING}
+        assert point in own[judge_train.ENTAILS].answer and edits[k] not in own[judge_train.ENTAILS].answer
+        assert edits[k] in own[judge_train.CONTRADICTS].answer and own[judge_train.CONTRADICTS].score == 0.0
+        missing = own[judge_train.MISSING].answer
+        assert point not in missing and edits[k] not in missing  # other points' words and edits only
+        assert any(p in missing for p in points) and any(e in missing for e in edits)
+    assert examples == judge_train.load_edits(path, seed=13)  # seeded
+
+
 def test_a_recorded_config_without_key_points_does_not_read_them() -> None:
     from bot.install import judge_train
 
     assert judge_train.recorded_config({"interview": "x.jsonl"}).points == ""
     assert judge_train.recorded_config({"interview": "x.jsonl", "points": "p.jsonl"}).points == "p.jsonl"
+    assert judge_train.recorded_config({"interview": "x.jsonl", "points": "p.jsonl"}).edits == ""
 
 
 @pytest.mark.slow
@@ -298,6 +325,15 @@ def test_training_is_seeded_and_exports_a_model_the_run_time_reads(tmp_path: Any
         )
     )
 
+    edits = tmp_path / "edits.jsonl"
+    edits.write_text(
+        "".join(
+            json.dumps({"question": "What is dropout?", "k": k, "point": f"point {k}", "kind": "edit", "text": f"{k}"})
+            + "\n"
+            for k in range(2)
+        )
+    )
+
     outs = []
     for name in ("a", "b"):
         out = tmp_path / name
@@ -314,11 +350,14 @@ def test_training_is_seeded_and_exports_a_model_the_run_time_reads(tmp_path: Any
             str(interview),
             "--points",
             str(points),
+            "--edits",
+            str(edits),
         ]
         assert judge_train.main(argv) == 0
         outs.append(json.loads((out / "judge.json").read_text()))
     assert outs[0]["sha256"] == outs[1]["sha256"]  # seeded, one thread: the same model twice
-    assert {"interview_sha256", "points_sha256"} <= set(outs[0]["training"])  # the team-written files it read
+    read = {"interview_sha256", "points_sha256", "edits_sha256"}
+    assert read <= set(outs[0]["training"])  # the team-written files it read
     judge = Judge(tmp_path / "a")
     v = judge.judge([("The bulb is in a closed path.", "It is in a closed path."), ("a", "b")])
     assert v.probs.shape == (2, 4) and np.allclose(v.probs.sum(axis=1), 1.0, atol=1e-5)

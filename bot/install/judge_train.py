@@ -66,6 +66,7 @@ if TYPE_CHECKING:
 __all__ = [
     "Example",
     "TrainConfig",
+    "load_edits",
     "load_examples",
     "load_interview",
     "load_points",
@@ -123,6 +124,7 @@ class TrainConfig:
     interview: str = "bench/data/trainset_interview.jsonl"  # team-written; read when "interview" is in datasets
     interview_repeat: int = 1  # its pairs appear this many times per epoch
     points: str = "bench/data/trainset_points.jsonl"  # team-written; read with "interview" ("" = not read)
+    edits: str = "bench/data/trainset_edits.jsonl"  # team-written; read with "interview" ("" = not read)
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -211,6 +213,37 @@ def load_points(path: Path, seed: int) -> list[Example]:
     return out
 
 
+def load_edits(path: Path, seed: int) -> list[Example]:
+    """The team-written minimal false edits (one per key point: a word or three changed so that it is wrong),
+    with the points' own words. Per key point: the point in the note's own words (alone, or beside another
+    point's; seeded) → entails, so that an answer that repeats the note is not read as a contradiction for
+    sharing its words; the edit (alone or beside another point's words) → contradicts, so that sharing the
+    words is not read as agreement either; and another point's words beside a third point's edit →
+    missing. Dataset ``interview``: held out with its question's answers."""
+    edits: dict[tuple[str, int], tuple[str, str]] = {}
+    for r in _rows(path):
+        edits[(str(r["question"]), int(r["k"]))] = (str(r["point"]), str(r["text"]))
+    rng = random.Random(seed)
+    out: list[Example] = []
+
+    def beside(text: str, others: Sequence[tuple[str, str]]) -> str:
+        parts = [text] + ([rng.choice(others)[0]] if others and rng.random() < 0.5 else [])
+        rng.shuffle(parts)
+        return " ".join(parts)
+
+    for key in sorted(edits):
+        question, k = key
+        point, edit = edits[key]
+        others = [edits[o] for o in sorted(edits) if o[0] == question and o[1] != k]
+        out.append(Example("interview", question, point, beside(point, others), ENTAILS, CLASS_SCORE[ENTAILS]))
+        out.append(Example("interview", question, point, beside(edit, others), CONTRADICTS, CLASS_SCORE[CONTRADICTS]))
+        if others:
+            parts = [rng.choice(others)[0], rng.choice(others)[1]]
+            rng.shuffle(parts)
+            out.append(Example("interview", question, point, " ".join(parts), MISSING, 0.0))
+    return out
+
+
 def _data_file(name: str) -> Path:
     path = Path(name)
     if not path.is_absolute() and not path.exists():  # relative to the checkout, wherever this runs from
@@ -223,7 +256,11 @@ def training_examples(config: TrainConfig, data_dir: Path, record: dict[str, Any
     ``record`` gets the sha256 of the team-written files read."""
     examples = [e for e in load_examples(data_dir) if e.dataset in config.datasets]
     if "interview" in config.datasets:
-        read = {"interview": load_interview} | ({"points": load_points} if config.points else {})
+        read = (
+            {"interview": load_interview}
+            | ({"points": load_points} if config.points else {})
+            | ({"edits": load_edits} if config.edits else {})
+        )
         for name, loader in read.items():
             path = _data_file(getattr(config, name))
             examples += loader(path, config.seed)
@@ -241,6 +278,7 @@ def recorded_config(record: dict[str, Any]) -> TrainConfig:
     if "interview" not in record:  # recorded before the interview answers were a dataset
         known["datasets"] = tuple(d for d in known["datasets"] if d != "interview")
     known.setdefault("points", "")  # recorded before the key-point sentences were read
+    known.setdefault("edits", "")  # recorded before the minimal edits were read
     return TrainConfig(**known)
 
 
@@ -576,6 +614,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--interview", default=TrainConfig.interview, help="the team-written interview answers")
     parser.add_argument("--interview-repeat", type=int, default=TrainConfig.interview_repeat)
     parser.add_argument("--points", default=TrainConfig.points, help="the team-written key-point sentences ('' = none)")
+    parser.add_argument("--edits", default=TrainConfig.edits, help="the team-written minimal false edits ('' = none)")
     parser.add_argument("--max-tokens", type=int, default=MAX_PAIR_TOKENS)
     parser.add_argument("--threads", type=int, default=TrainConfig.threads)
     parser.add_argument("--limit", type=int, default=0, help="examples per dataset (smoke runs)")
@@ -594,6 +633,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         interview=args.interview,
         interview_repeat=args.interview_repeat,
         points=args.points,
+        edits=args.edits,
     )
     model, info = train(config, args.data)
     path = export(model, args.out, quantize=not args.no_quantize)
