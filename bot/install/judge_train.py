@@ -231,10 +231,13 @@ def load_edits(path: Path, seed: int) -> list[Example]:
         rng.shuffle(parts)
         return " ".join(parts)
 
+    by_question: dict[str, list[tuple[str, int]]] = {}
+    for key in sorted(edits):
+        by_question.setdefault(key[0], []).append(key)
     for key in sorted(edits):
         question, k = key
         point, edit = edits[key]
-        others = [edits[o] for o in sorted(edits) if o[0] == question and o[1] != k]
+        others = [edits[o] for o in by_question[question] if o[1] != k]
         out.append(Example("interview", question, point, beside(point, others), ENTAILS, CLASS_SCORE[ENTAILS]))
         out.append(Example("interview", question, point, beside(edit, others), CONTRADICTS, CLASS_SCORE[CONTRADICTS]))
         if others:
